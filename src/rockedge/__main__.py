@@ -1,0 +1,3 @@
+from rockedge.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""The on-device runtime: numpy + OpenCV + one inference backend. Never imports torch or onnx."""

@@ -1,0 +1,86 @@
+"""Pre- and post-processing driven by the ModelSpec (numpy + OpenCV only).
+
+Every frame in rockedge is a BGR uint8 ``HxWx3`` array, as OpenCV delivers it. :func:`prepare`
+turns frames into the batch a model's spec asks for; :func:`to_masks` turns its output into class
+index masks; :func:`restore_mask` maps a model-sized mask back onto the frame.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from rockedge.errors import RockedgeError
+from rockedge.spec import ModelSpec
+
+LETTERBOX_FILL = (114, 114, 114)  # BGR grey, the usual letterbox value
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Where the frame landed inside the model input: ``(top, left, height, width)`` of the content."""
+
+    frame_hw: tuple[int, int]
+    content: tuple[int, int, int, int]
+
+
+def fit(frame: np.ndarray, size_hw: tuple[int, int], mode: str = "resize") -> tuple[np.ndarray, Geometry]:
+    """Resize (or letterbox) a BGR frame to ``size_hw``."""
+    if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+        raise RockedgeError(f"expected a BGR uint8 HxWx3 frame, got {frame.dtype} {frame.shape}")
+    h, w = frame.shape[:2]
+    th, tw = size_hw
+    if mode == "resize" or (h, w) == (th, tw):
+        out = frame if (h, w) == (th, tw) else cv2.resize(frame, (tw, th), interpolation=cv2.INTER_LINEAR)
+        return out, Geometry((h, w), (0, 0, th, tw))
+    scale = min(th / h, tw / w)
+    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+    top, left = (th - nh) // 2, (tw - nw) // 2
+    out = np.empty((th, tw, 3), dtype=np.uint8)
+    out[...] = LETTERBOX_FILL
+    out[top : top + nh, left : left + nw] = cv2.resize(frame, (nw, nh), interpolation=cv2.INTER_LINEAR)
+    return out, Geometry((h, w), (top, left, nh, nw))
+
+
+def normalize(batch_bgr: np.ndarray, spec: ModelSpec) -> np.ndarray:
+    """``(N, H, W, 3)`` BGR uint8 -> ``(N, 3, H, W)`` float32 RGB normalised with the spec's mean/std."""
+    x = batch_bgr[..., ::-1].astype(np.float32)
+    mean = np.asarray(spec.mean, dtype=np.float32) * 255.0
+    inv_std = 1.0 / (np.asarray(spec.std, dtype=np.float32) * 255.0)
+    x = (x - mean) * inv_std
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+
+
+def prepare(
+    frames: list[np.ndarray], spec: ModelSpec, size_hw: tuple[int, int] | None = None
+) -> tuple[np.ndarray, list[Geometry]]:
+    """Frames -> the batch this spec's model takes (float NCHW or raw uint8 NHWC), plus geometries."""
+    size = size_hw or spec.input_size
+    fitted, geoms = zip(*(fit(f, size, spec.resize) for f in frames)) if frames else ((), ())
+    batch = np.stack(fitted) if fitted else np.zeros((0, *size, 3), np.uint8)
+    if spec.input_format == "raw":
+        return np.ascontiguousarray(batch), list(geoms)
+    return normalize(batch, spec), list(geoms)
+
+
+def to_masks(output: np.ndarray, spec: ModelSpec) -> np.ndarray:
+    """Model output -> ``(N, H, W)`` uint8 class indices (argmax over logits, or the mask as is)."""
+    if spec.output_format == "mask":
+        if output.ndim == 4 and output.shape[1] == 1:
+            output = output[:, 0]
+        return output.astype(np.uint8, copy=False)
+    if output.ndim != 4:
+        raise RockedgeError(f"expected logits of shape (N, C, H, W), got {output.shape}")
+    return output.argmax(axis=1).astype(np.uint8)
+
+
+def restore_mask(mask: np.ndarray, geom: Geometry) -> np.ndarray:
+    """Crop the letterbox and resize a model-sized mask to the frame with nearest-neighbour."""
+    top, left, h, w = geom.content
+    m = mask[top : top + h, left : left + w]
+    fh, fw = geom.frame_hw
+    if m.shape != (fh, fw):
+        m = cv2.resize(m, (fw, fh), interpolation=cv2.INTER_NEAREST)
+    return m

@@ -1,0 +1,133 @@
+"""ModelSpec: everything a deployed model needs to be used correctly, travelling with every artifact.
+
+A checkpoint stores it beside the weights, an ONNX file stores it in ``metadata_props`` under
+:data:`METADATA_KEY`, a TensorRT engine stores it in the manifest beside the ``.plan``. Nothing
+here imports torch or onnx.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+from rockedge.errors import RockedgeError
+
+METADATA_KEY = "rockedge.spec"
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+DEFAULT_CLASSES = ("background", "rock")
+# Colours of the seed-rocks labelmap (background 0,0,0; rocks 250,50,83), RGB.
+DEFAULT_PALETTE = ((0, 0, 0), (250, 50, 83))
+
+ARCHITECTURES = ("deeplabv3_resnet50", "deeplabv3_mobilenet_v3_large")
+
+# "float": float32 NCHW RGB, already scaled to [0, 1] and normalised with mean/std.
+# "raw": uint8 NHWC BGR frames exactly as OpenCV delivers them; the graph normalises.
+INPUT_FORMATS = ("float", "raw")
+# "logits": float (N, C, H, W). "mask": integer (N, H, W) class indices (ArgMax inside the graph).
+OUTPUT_FORMATS = ("logits", "mask")
+RESIZE_MODES = ("resize", "letterbox")
+
+
+def _rgb(c: Any) -> tuple[int, int, int]:
+    t = tuple(int(v) for v in c)
+    if len(t) != 3 or not all(0 <= v <= 255 for v in t):
+        raise RockedgeError(f"palette colour {c!r} is not an RGB triple of 0-255 values")
+    return t  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a model is and how to feed it. Frozen: derive variants with :meth:`replace`."""
+
+    arch: str
+    classes: tuple[str, ...] = DEFAULT_CLASSES
+    palette: tuple[tuple[int, int, int], ...] = DEFAULT_PALETTE
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    input_size: tuple[int, int] = (512, 512)  # (height, width)
+    input_format: str = "float"
+    output_format: str = "logits"
+    resize: str = "resize"
+    ignore_index: int = 255
+    rockedge_version: str = field(default_factory=lambda: _version())
+
+    def __post_init__(self) -> None:
+        # Normalise containers (JSON gives lists) and validate once, here, so every consumer can trust it.
+        object.__setattr__(self, "classes", tuple(str(c) for c in self.classes))
+        object.__setattr__(self, "palette", tuple(_rgb(c) for c in self.palette))
+        object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
+        object.__setattr__(self, "std", tuple(float(v) for v in self.std))
+        object.__setattr__(self, "input_size", tuple(int(v) for v in self.input_size))
+        if len(self.classes) < 2:
+            raise RockedgeError(f"a model needs at least 2 classes, got {list(self.classes)}")
+        if len(set(self.classes)) != len(self.classes):
+            raise RockedgeError(f"class names must be unique, got {list(self.classes)}")
+        if len(self.palette) != len(self.classes):
+            raise RockedgeError(
+                f"{len(self.classes)} classes but {len(self.palette)} palette colours; give one colour per class"
+            )
+        if len(self.mean) != 3 or len(self.std) != 3 or any(s <= 0 for s in self.std):
+            raise RockedgeError("mean and std need 3 values each, std > 0")
+        if len(self.input_size) != 2 or any(v < 16 for v in self.input_size):
+            raise RockedgeError(f"input size must be (height, width), each >= 16, got {self.input_size}")
+        for name, value, allowed in (
+            ("input_format", self.input_format, INPUT_FORMATS),
+            ("output_format", self.output_format, OUTPUT_FORMATS),
+            ("resize", self.resize, RESIZE_MODES),
+        ):
+            if value not in allowed:
+                raise RockedgeError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+
+    # -- derived -------------------------------------------------------------------------------
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def input_layout(self) -> str:
+        return "NHWC" if self.input_format == "raw" else "NCHW"
+
+    @property
+    def height(self) -> int:
+        return self.input_size[0]
+
+    @property
+    def width(self) -> int:
+        return self.input_size[1]
+
+    def replace(self, **changes: Any) -> "ModelSpec":
+        return replace(self, **changes)
+
+    # -- serialisation -------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["input_layout"] = self.input_layout  # informative for readers that are not rockedge
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ModelSpec":
+        if not isinstance(d, dict) or "arch" not in d:
+            raise RockedgeError("model spec is missing or has no 'arch'")
+        known = {f.name for f in fields(cls)}
+        # Unknown keys come from newer rockedge versions; derived keys are recomputed.
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+    @classmethod
+    def from_json(cls, text: str) -> "ModelSpec":
+        try:
+            d = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise RockedgeError(f"model spec is not valid JSON: {e}") from None
+        return cls.from_dict(d)
+
+
+def _version() -> str:
+    from rockedge import __version__
+
+    return __version__

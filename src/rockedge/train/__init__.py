@@ -1,0 +1,1 @@
+"""Training side (needs torch/torchvision): model builders, checkpoints, data pipeline, training loop."""

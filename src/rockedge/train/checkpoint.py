@@ -1,0 +1,173 @@
+"""rockedge checkpoints: weights + ModelSpec + training config + metrics, saved atomically.
+
+Loading always uses ``torch.load(weights_only=True)``. Three inputs are understood:
+
+* a rockedge checkpoint (a dict with ``format == "rockedge.checkpoint"``);
+* the original project's format: a plain ``state_dict`` of torchvision's ``deeplabv3_resnet50`` whose
+  ``classifier[4]`` was replaced by an N-class 1x1 conv, with the 21-class aux head still inside. The aux
+  keys are dropped and reported; any other missing, unexpected or mis-shaped key is an error;
+* a whole pickled ``nn.Module``, only with ``trust_pickle=True`` (unpickling runs arbitrary code).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from rockedge.atomic import atomic_path
+from rockedge.errors import RockedgeError
+from rockedge.spec import DEFAULT_CLASSES, DEFAULT_PALETTE, ModelSpec
+from rockedge.train.models import build_model, infer_arch
+
+FORMAT = "rockedge.checkpoint"
+FORMAT_VERSION = 1
+LEGACY_INPUT_SIZE = (520, 520)  # torchvision's DeepLabV3 training crop; override with --imgsz
+
+
+@dataclass
+class Checkpoint:
+    spec: ModelSpec
+    state_dict: dict[str, torch.Tensor]
+    train_config: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    epoch: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)  # optimizer / scheduler / scaler state for resume
+    source_format: str = FORMAT
+    notes: list[str] = field(default_factory=list)  # e.g. dropped aux keys, shown to the user
+    sha256: str = ""
+
+    def build(self) -> nn.Module:
+        """A model in eval mode with these weights (keys checked strictly)."""
+        model = build_model(arch=self.spec.arch, num_classes=self.spec.num_classes)
+        load_state_dict_strict(model, self.state_dict)
+        return model.eval()
+
+
+def default_palette(n: int) -> tuple[tuple[int, int, int], ...]:
+    base = list(DEFAULT_PALETTE)
+    rng = [(int(37 * i) % 256, int(97 * i + 80) % 256, int(173 * i + 40) % 256) for i in range(2, n)]
+    return tuple((base + rng)[:n])
+
+
+def save_checkpoint(path: str | Path, ckpt: Checkpoint) -> Path:
+    payload = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "spec": ckpt.spec.to_dict(),
+        "state_dict": {k: v.detach().cpu() for k, v in ckpt.state_dict.items()},
+        "train_config": ckpt.train_config,
+        "metrics": ckpt.metrics,
+        "epoch": ckpt.epoch,
+        **{f"extra.{k}": v for k, v in ckpt.extra.items()},
+    }
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+    return Path(path)
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def load_checkpoint(path: str | Path, *, trust_pickle: bool = False) -> Checkpoint:
+    """Load any checkpoint format rockedge understands (see module docstring)."""
+    path = Path(path)
+    if not path.is_file():
+        raise RockedgeError(f"checkpoint not found: {path}")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        if not trust_pickle:
+            raise RockedgeError(
+                f"{path} contains pickled Python objects (e.g. a whole model), which can run arbitrary code when "
+                "loaded; re-run with --trust-pickle only if you trust its source"
+            ) from None
+        obj = _load_pickle(path, e)
+    except Exception as e:  # zip/EOF/runtime errors all mean an unreadable file
+        raise RockedgeError(f"cannot read checkpoint {path}: not a PyTorch file or truncated ({type(e).__name__})") from None
+    ckpt = _from_object(obj, path)
+    ckpt.sha256 = file_sha256(path)
+    return ckpt
+
+
+def _load_pickle(path: Path, first_error: Exception) -> Any:
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:
+        raise RockedgeError(f"cannot unpickle {path}: {type(e).__name__}: {e}") from None
+    if isinstance(obj, nn.Module):
+        return {"__module__": obj.state_dict()}
+    return obj
+
+
+def _from_object(obj: Any, path: Path) -> Checkpoint:
+    if isinstance(obj, dict) and obj.get("format") == FORMAT:
+        if obj.get("format_version", 0) > FORMAT_VERSION:
+            raise RockedgeError(f"{path} was written by a newer rockedge (format {obj['format_version']}); upgrade")
+        spec = ModelSpec.from_dict(obj["spec"])
+        extra = {k.removeprefix("extra."): v for k, v in obj.items() if k.startswith("extra.")}
+        return Checkpoint(
+            spec=spec,
+            state_dict=obj["state_dict"],
+            train_config=obj.get("train_config", {}),
+            metrics=obj.get("metrics", {}),
+            epoch=int(obj.get("epoch", 0)),
+            extra=extra,
+        )
+    source = "pickled-module" if isinstance(obj, dict) and "__module__" in obj else "state_dict"
+    if source == "pickled-module":
+        obj = obj["__module__"]
+    if isinstance(obj, dict) and "model" in obj and isinstance(obj["model"], dict):
+        obj = obj["model"]  # torchvision reference-script checkpoints
+    if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise RockedgeError(f"{path} is neither a rockedge checkpoint nor a DeepLabV3 state_dict")
+    return _from_state_dict(dict(obj), source)
+
+
+def _from_state_dict(sd: dict[str, torch.Tensor], source: str) -> Checkpoint:
+    sd = {k.removeprefix("module."): v for k, v in sd.items()}  # DataParallel / DDP prefixes
+    arch = infer_arch(sd)
+    head = sd.get("classifier.4.weight")
+    if head is None:
+        raise RockedgeError("state_dict has no classifier.4.weight: not a torchvision DeepLabV3 head")
+    n = int(head.shape[0])
+    notes: list[str] = []
+    aux = sorted(k for k in sd if k.startswith("aux_classifier."))
+    if aux:
+        notes.append(f"dropped {len(aux)} aux_classifier keys (training-only auxiliary head): {', '.join(aux)}")
+        sd = {k: v for k, v in sd.items() if not k.startswith("aux_classifier.")}
+    classes = DEFAULT_CLASSES if n == 2 else ("background",) + tuple(f"class_{i}" for i in range(1, n))
+    spec = ModelSpec(arch=arch, classes=classes, palette=default_palette(n), input_size=LEGACY_INPUT_SIZE)
+    # Fail now, not at export time, on anything but the aux head.
+    load_state_dict_strict(build_model(arch=arch, num_classes=n), sd)
+    return Checkpoint(spec=spec, state_dict=sd, source_format=source, notes=notes)
+
+
+def load_state_dict_strict(model: nn.Module, sd: dict[str, torch.Tensor]) -> None:
+    """Load with every key accounted for; the error names the keys (unlike ``strict=False``)."""
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(sd))
+    unexpected = sorted(set(sd) - set(expected))
+    mismatched = sorted(
+        f"{k} {tuple(sd[k].shape)} vs {tuple(expected[k].shape)}"
+        for k in expected
+        if k in sd and sd[k].shape != expected[k].shape
+    )
+    if missing or unexpected or mismatched:
+        parts = []
+        for label, items in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", mismatched)):
+            if items:
+                more = f" (+{len(items) - 3} more)" if len(items) > 3 else ""
+                parts.append(f"{len(items)} {label} keys: {', '.join(items[:3])}{more}")
+        raise RockedgeError("weights do not fit the model: " + "; ".join(parts))
+    model.load_state_dict(sd, strict=True)

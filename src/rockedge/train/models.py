@@ -1,0 +1,117 @@
+"""Model builders: torchvision DeepLabV3 variants, keyword-only and registry-driven."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from rockedge.errors import RockedgeError
+from rockedge.spec import ARCHITECTURES
+
+
+def _tv_builders() -> dict[str, Callable[..., nn.Module]]:
+    from torchvision.models import segmentation as seg
+
+    return {
+        "deeplabv3_resnet50": seg.deeplabv3_resnet50,
+        "deeplabv3_mobilenet_v3_large": seg.deeplabv3_mobilenet_v3_large,
+    }
+
+
+def _imagenet_weights(arch: str) -> Any:
+    from torchvision.models import MobileNet_V3_Large_Weights, ResNet50_Weights
+
+    return {
+        "deeplabv3_resnet50": ResNet50_Weights.IMAGENET1K_V1,
+        "deeplabv3_mobilenet_v3_large": MobileNet_V3_Large_Weights.IMAGENET1K_V1,
+    }[arch]
+
+
+def check_arch(arch: str) -> str:
+    if arch not in ARCHITECTURES:
+        raise RockedgeError(f"unknown architecture {arch!r}; choose one of: {', '.join(ARCHITECTURES)}")
+    return arch
+
+
+def build_model(
+    *,
+    arch: str,
+    num_classes: int,
+    aux_loss: bool = False,
+    pretrained: bool = False,
+    backbone_weights: str | Path | None = None,
+) -> nn.Module:
+    """Build a DeepLabV3 model. ``pretrained`` downloads ImageNet backbone weights (needs the network);
+    ``backbone_weights`` loads them from a local torchvision ImageNet classifier state_dict instead."""
+    check_arch(arch)
+    if pretrained and backbone_weights:
+        raise RockedgeError("use either --pretrained or --backbone-weights, not both")
+    weights_backbone = None
+    if pretrained:
+        weights_backbone = _imagenet_weights(arch)
+        try:
+            weights_backbone.get_state_dict(progress=False)  # download now, so failure is one clear line
+        except Exception as e:  # urllib raises many types; all mean "could not fetch"
+            raise RockedgeError(
+                f"could not download ImageNet weights for {arch} ({type(e).__name__}); this machine looks offline. "
+                f"Download {weights_backbone.url} elsewhere and pass it with --backbone-weights PATH"
+            ) from None
+    model = _tv_builders()[arch](
+        weights=None, weights_backbone=weights_backbone, num_classes=num_classes, aux_loss=aux_loss
+    )
+    if backbone_weights:
+        load_backbone_weights(model, arch, Path(backbone_weights))
+    return model
+
+
+def load_backbone_weights(model: nn.Module, arch: str, path: Path) -> None:
+    """Load a torchvision ImageNet classifier state_dict (resnet50 / mobilenet_v3_large) into the backbone."""
+    if not path.is_file():
+        raise RockedgeError(f"backbone weights file not found: {path}")
+    try:
+        sd = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise RockedgeError(f"cannot read backbone weights {path}: {e}") from None
+    if not isinstance(sd, dict):
+        raise RockedgeError(f"{path} is not a state_dict")
+    if arch == "deeplabv3_mobilenet_v3_large":
+        sd = {k.removeprefix("features."): v for k, v in sd.items() if k.startswith("features.")}
+    else:
+        sd = {k: v for k, v in sd.items() if not k.startswith("fc.")}
+    backbone = model.backbone  # type: ignore[attr-defined]
+    expected = backbone.state_dict()
+    missing = sorted(set(expected) - set(sd))
+    extra = sorted(k for k in sd if k not in expected)
+    bad = sorted(k for k in expected if k in sd and sd[k].shape != expected[k].shape)
+    if missing or bad:
+        raise RockedgeError(
+            f"{path} does not fit the {arch} backbone: {len(missing)} missing keys (e.g. {missing[:3]}), "
+            f"{len(bad)} shape mismatches (e.g. {bad[:3]})"
+        )
+    # Extra keys in an ImageNet checkpoint are layers the segmentation backbone does not use.
+    backbone.load_state_dict({k: v for k, v in sd.items() if k not in extra})
+
+
+def infer_arch(state_dict: dict[str, torch.Tensor]) -> str:
+    """Guess the architecture of a DeepLabV3 state_dict from its key names."""
+    keys = state_dict.keys()
+    if any(k.startswith("backbone.layer4.") for k in keys):
+        return "deeplabv3_resnet50"
+    if any(k.startswith("backbone.16.") for k in keys):
+        return "deeplabv3_mobilenet_v3_large"
+    raise RockedgeError("cannot tell the architecture of this state_dict (not a torchvision DeepLabV3)")
+
+
+class LogitsOnly(nn.Module):
+    """Wrap a torchvision segmentation model so it returns only the main ``out`` logits tensor."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)["out"]
