@@ -1,0 +1,310 @@
+"""Checkpoint -> ONNX: export with the TorchScript exporter, check, simplify, lint, stamp metadata, write atomically.
+
+The ONNX file is the hub every deployment path starts from, so it carries everything the runtime needs:
+the :class:`ModelSpec` (under :data:`rockedge.spec.METADATA_KEY`), the source checkpoint's sha256 and the
+export settings. ``rockedge run model.onnx`` needs nothing else.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rockedge.atomic import atomic_path
+from rockedge.errors import RockedgeError
+from rockedge.spec import INPUT_FORMATS, METADATA_KEY, OUTPUT_FORMATS, ModelSpec
+
+EXPORT_KEY = "rockedge.export"
+SOURCE_SHA_KEY = "rockedge.source_sha256"
+INPUT_NAME = "images"
+OUTPUT_NAMES = {"logits": "logits", "mask": "mask"}
+# TensorRT 8.5 (JetPack 5) parses up to opset 17, TensorRT 10 up to 20; below 13 Resize/Squeeze differ.
+OPSET_RANGE = (13, 20)
+# ArgMax yields int64, which TensorRT before 10 cannot output and which doubles the copy off the GPU.
+# int32 is TensorRT's own index type (its TopK, which implements ArgMax, returns int32), so the Cast is
+# free there; uint8 would be smaller still but TensorRT < 9 allows uint8 only as a network *input*.
+MASK_DTYPE = np.int32
+
+
+@dataclass
+class ExportResult:
+    """What :func:`export_onnx` produced: the model path, the spec stamped into it, and a report dict."""
+
+    path: Path
+    spec: ModelSpec
+    report: dict[str, Any] = field(default_factory=dict)
+
+
+def _torch() -> Any:
+    try:
+        import torch
+    except ImportError:
+        raise RockedgeError("exporting needs torch: pip install 'rockedge[export]'") from None
+    return torch
+
+
+def _onnx() -> Any:
+    try:
+        import onnx
+    except ImportError:
+        raise RockedgeError("exporting needs onnx: pip install 'rockedge[export]'") from None
+    return onnx
+
+
+def check_imgsz(imgsz: Any) -> tuple[int, int] | None:
+    """Validate ``(height, width)``: two integers >= 16 (DeepLabV3 downsamples by 8 or 16)."""
+    if imgsz is None:
+        return None
+    try:
+        h, w = (int(v) for v in imgsz)
+    except (TypeError, ValueError):
+        raise RockedgeError(f"--imgsz needs two integers HEIGHT WIDTH, got {imgsz!r}") from None
+    if h < 16 or w < 16 or h > 8192 or w > 8192:
+        raise RockedgeError(f"--imgsz {h} {w} is out of range: each side must be between 16 and 8192 pixels")
+    return (h, w)
+
+
+def make_export_module(model: Any, spec: ModelSpec, input_format: str, output_format: str) -> Any:
+    """Wrap a torchvision DeepLabV3 so the graph takes ``input_format`` and returns ``output_format``."""
+    torch = _torch()
+    from torch import nn
+
+    class ExportModule(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+            self.raw = input_format == "raw"
+            self.mask = output_format == "mask"
+            # BGR->RGB, /255 and mean/std folded into one 1x1 convolution: a single TensorRT-native layer
+            # that fuses with what follows, no Gather with int64 indices, no broadcasted Sub/Div chain.
+            w = torch.zeros(3, 3, 1, 1)
+            b = torch.zeros(3)
+            for rgb, bgr in enumerate((2, 1, 0)):
+                w[rgb, bgr, 0, 0] = 1.0 / (255.0 * spec.std[rgb])
+                b[rgb] = -spec.mean[rgb] / spec.std[rgb]
+            self.register_buffer("norm_w", w)
+            self.register_buffer("norm_b", b)
+
+        def forward(self, x: Any) -> Any:
+            if self.raw:
+                x = x.permute(0, 3, 1, 2).float()
+                x = torch.nn.functional.conv2d(x, self.norm_w, self.norm_b)
+            out = self.model(x)["out"]
+            if self.mask:
+                out = out.argmax(dim=1).to(torch.int32)
+            return out
+
+    return ExportModule().eval()
+
+
+def _io_dims(spec: ModelSpec, batch: int, dynamic: bool) -> tuple[dict[str, Any], list[int]]:
+    h, w = spec.input_size
+    if spec.input_format == "raw":
+        shape = [batch, h, w, 3]
+        in_axes = {0: "batch", 1: "height", 2: "width"}
+    else:
+        shape = [batch, 3, h, w]
+        in_axes = {0: "batch", 2: "height", 3: "width"}
+    out_axes = {0: "batch", 1: "height", 2: "width"} if spec.output_format == "mask" else {0: "batch", 2: "height", 3: "width"}
+    axes = {INPUT_NAME: in_axes, OUTPUT_NAMES[spec.output_format]: out_axes} if dynamic else {}
+    return axes, shape
+
+
+def count_nodes(model: Any) -> int:
+    return len(model.graph.node)
+
+
+def export_onnx(
+    checkpoint: Any,
+    out: str | os.PathLike[str],
+    *,
+    imgsz: tuple[int, int] | None = None,
+    batch: int = 1,
+    dynamic: bool = False,
+    opset: int = 17,
+    simplify: bool = True,
+    input_format: str = "float",
+    output_format: str = "logits",
+    trust_pickle: bool = False,
+    progress: bool = True,
+) -> ExportResult:
+    """Export a checkpoint (path or loaded :class:`Checkpoint`) to ONNX at ``out``; see the module docstring."""
+    out = Path(out)
+    if out.suffix.lower() != ".onnx":
+        raise RockedgeError(f"output path must end in .onnx (rockedge picks the runtime by suffix), got {out.name}")
+    if input_format not in INPUT_FORMATS:
+        raise RockedgeError(f"--input must be one of {', '.join(INPUT_FORMATS)}, got {input_format!r}")
+    if output_format not in OUTPUT_FORMATS:
+        raise RockedgeError(f"--output must be one of {', '.join(OUTPUT_FORMATS)}, got {output_format!r}")
+    if not isinstance(batch, int) or batch < 1:
+        raise RockedgeError(f"--batch must be a positive integer, got {batch!r}")
+    if not OPSET_RANGE[0] <= int(opset) <= OPSET_RANGE[1]:
+        raise RockedgeError(f"--opset {opset} is not supported; use {OPSET_RANGE[0]}..{OPSET_RANGE[1]} (17 suits TensorRT 8.5+)")
+    size = check_imgsz(imgsz)
+
+    from tqdm import tqdm
+
+    from rockedge.export.lint import lint_model
+    from rockedge.train.checkpoint import Checkpoint, load_checkpoint
+
+    torch = _torch()
+    onnx = _onnx()
+    steps = tqdm(total=5, desc="export", unit="step", disable=not progress, leave=False)
+    t0 = time.perf_counter()
+    times: dict[str, float] = {}
+
+    steps.set_postfix_str("load checkpoint")
+    ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint, trust_pickle=trust_pickle)
+    spec = ckpt.spec.replace(
+        input_size=size or ckpt.spec.input_size, input_format=input_format, output_format=output_format
+    )
+    module = make_export_module(ckpt.build(), spec, input_format, output_format)
+    times["load_s"] = time.perf_counter() - t0
+    steps.update()
+
+    steps.set_postfix_str("torch.onnx.export")
+    t = time.perf_counter()
+    axes, shape = _io_dims(spec, batch, dynamic)
+    dummy = (
+        torch.randint(0, 256, shape, dtype=torch.uint8) if input_format == "raw" else torch.randn(*shape)
+    )
+    buf = io.BytesIO()
+    try:
+        with torch.inference_mode(False), torch.no_grad():
+            torch.onnx.export(
+                module,
+                (dummy,),
+                buf,
+                dynamo=False,  # TorchScript exporter: honours the opset, 1e-5 parity on DeepLabV3
+                opset_version=int(opset),
+                input_names=[INPUT_NAME],
+                output_names=[OUTPUT_NAMES[output_format]],
+                dynamic_axes=axes or None,
+                do_constant_folding=True,
+            )
+    except Exception as e:  # the exporter raises many types; all mean "this graph did not export"
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise RockedgeError(f"torch.onnx.export failed for {spec.arch}: {first}") from None
+    model = onnx.load_from_string(buf.getvalue())
+    nodes_before = count_nodes(model)
+    times["export_s"] = time.perf_counter() - t
+    steps.update()
+
+    steps.set_postfix_str("simplify")
+    t = time.perf_counter()
+    simplified = False
+    if simplify:
+        model, simplified = _simplify(model)
+    nodes_after = count_nodes(model)
+    times["simplify_s"] = time.perf_counter() - t
+    steps.update()
+
+    steps.set_postfix_str("check")
+    t = time.perf_counter()
+    try:
+        model = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
+        onnx.checker.check_model(model, full_check=True)
+    except Exception as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise RockedgeError(f"exported graph fails onnx.checker: {first}") from None
+    findings = lint_model(model)
+    times["check_s"] = time.perf_counter() - t
+    steps.update()
+
+    settings = {
+        "imgsz": list(spec.input_size),
+        "batch": batch,
+        "dynamic": dynamic,
+        "opset": int(opset),
+        "simplify": simplify,
+        "input_format": input_format,
+        "output_format": output_format,
+        "exporter": "torch.onnx.export(dynamo=False)",
+        "torch": torch.__version__,
+        "onnx": onnx.__version__,
+        "source": str(getattr(checkpoint, "name", checkpoint)) if not isinstance(checkpoint, Checkpoint) else "<checkpoint>",
+        "source_format": ckpt.source_format,
+    }
+    _stamp(model, spec, ckpt.sha256, settings)
+
+    steps.set_postfix_str("write")
+    t = time.perf_counter()
+    with atomic_path(out) as tmp:
+        onnx.save(model, str(tmp))
+    times["write_s"] = time.perf_counter() - t
+    steps.update()
+    steps.close()
+    times["total_s"] = time.perf_counter() - t0
+
+    report = {
+        "model": str(out),
+        "arch": spec.arch,
+        "size_bytes": out.stat().st_size,
+        "nodes_before_simplify": nodes_before,
+        "nodes_after_simplify": nodes_after,
+        "simplified": simplified,
+        "input": {"name": INPUT_NAME, "shape": _shape_of(model.graph.input[0]), "format": input_format},
+        "output": {"name": OUTPUT_NAMES[output_format], "shape": _shape_of(model.graph.output[0]), "format": output_format},
+        "settings": settings,
+        "source_sha256": ckpt.sha256,
+        "notes": list(ckpt.notes),
+        "times": {k: round(v, 3) for k, v in times.items()},
+        "lint": [f.to_dict() for f in findings],
+    }
+    return ExportResult(path=out, spec=spec, report=report)
+
+
+def _simplify(model: Any) -> tuple[Any, bool]:
+    """Run onnxsim; a failure keeps the unsimplified (still valid) graph rather than failing the export."""
+    try:
+        import onnxsim
+    except ImportError:
+        raise RockedgeError("--simplify needs onnxsim: pip install onnxsim, or pass --no-simplify") from None
+    try:
+        simplified, ok = onnxsim.simplify(model)
+    except Exception as e:
+        raise RockedgeError(f"onnxsim failed ({type(e).__name__}: {str(e)[:200]}); retry with --no-simplify") from None
+    if not ok:
+        raise RockedgeError("onnxsim produced a graph that does not match the original; retry with --no-simplify")
+    return simplified, True
+
+
+def _stamp(model: Any, spec: ModelSpec, sha256: str, settings: dict[str, Any]) -> None:
+    """Put spec, source hash and settings into ``metadata_props`` (replacing any earlier rockedge keys)."""
+    from rockedge import __version__
+
+    keep = [p for p in model.metadata_props if p.key not in (METADATA_KEY, EXPORT_KEY, SOURCE_SHA_KEY)]
+    del model.metadata_props[:]
+    model.metadata_props.extend(keep)
+    for key, value in (
+        (METADATA_KEY, spec.to_json()),
+        (SOURCE_SHA_KEY, sha256),
+        (EXPORT_KEY, json.dumps(settings, sort_keys=True)),
+    ):
+        p = model.metadata_props.add()
+        p.key, p.value = key, value
+    model.producer_name = "rockedge"
+    model.producer_version = __version__
+    model.doc_string = f"rockedge {spec.arch} {spec.num_classes}-class segmentation ({spec.input_format} in, {spec.output_format} out)"
+
+
+def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
+    """The ``metadata_props`` of an ONNX file as a dict (reads the graph without weights data)."""
+    onnx = _onnx()
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as e:
+        raise RockedgeError(f"cannot read ONNX file {path}: {type(e).__name__}") from None
+    return {p.key: p.value for p in model.metadata_props}
+
+
+def _shape_of(value_info: Any) -> list[int | str]:
+    dims = value_info.type.tensor_type.shape.dim
+    return [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in dims]
