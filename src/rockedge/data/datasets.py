@@ -1,0 +1,321 @@
+"""Segmentation datasets on disk: Pascal VOC / CVAT "Segmentation mask 1.1" and plain folders.
+
+Every sample is ``(image, mask)``: the image BGR uint8 ``HxWx3`` as OpenCV reads it, the mask uint8
+``HxW`` class indices with 255 = ignore. Colour masks are mapped through the labelmap, never through
+grayscale: the project rockedge grew out of turned its rock colour into class 0 that way.
+
+Layouts (see docs/data.md):
+
+* VOC: ``labelmap.txt``, ``JPEGImages/``, ``SegmentationClass/``, ``ImageSets/Segmentation/*.txt``.
+* Folders: ``root/{train,val}/{images,masks}/`` or ``root/{images,masks}/``, optional ``root/labelmap.txt``.
+
+A layout without explicit splits gets a deterministic holdout: the last ``max(1, round(0.2 * n))``
+ids in natural sort order are ``val``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from rockedge.data.labelmap import LabelMap, colors_to_index, read_labelmap
+from rockedge.errors import RockedgeError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+SPLITS = ("train", "val", "all")
+HOLDOUT_FRACTION = 0.2
+IGNORE_INDEX = 255
+
+
+@dataclass(eq=False)
+class SegDataset(Sequence):
+    """A list of ``(image path, mask path)`` pairs that decodes to ``(BGR image, index mask)`` on access."""
+
+    root: Path
+    split: str
+    classes: tuple[str, ...]
+    palette: tuple[tuple[int, int, int], ...]  # RGB
+    samples: list[tuple[Path, Path]] = field(default_factory=list)
+    ignore_index: int = IGNORE_INDEX
+    # True when a labelmap defines the colours: then every 3-channel mask must use exactly them.
+    # Without one, a gray 3-channel mask (R == G == B) is read as indices, anything else via the default palette.
+    strict_colors: bool = False
+    layout: str = "folders"
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[override]
+        if isinstance(i, slice):
+            raise TypeError("SegDataset does not support slicing; index one sample at a time")
+        image_path, mask_path = self.samples[i]
+        image = read_image(image_path)
+        mask = read_mask(mask_path, self.palette, strict_colors=self.strict_colors)
+        if image.shape[:2] != mask.shape:
+            raise RockedgeError(
+                f"mask {mask_path} is {mask.shape[1]}x{mask.shape[0]} but image {image_path} is "
+                f"{image.shape[1]}x{image.shape[0]}; they must match"
+            )
+        bad = (mask >= len(self.classes)) & (mask != self.ignore_index)
+        if bad.any():
+            raise RockedgeError(
+                f"mask {mask_path} has class index {int(mask[bad].max())} but the dataset has "
+                f"{len(self.classes)} classes ({', '.join(self.classes)}); use 0-{len(self.classes) - 1} or 255 = ignore"
+            )
+        return image, mask
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def __repr__(self) -> str:
+        return f"SegDataset({str(self.root)!r}, split={self.split!r}, {len(self)} samples, classes={self.classes})"
+
+
+def open_dataset(root: str | os.PathLike[str], split: str = "train") -> SegDataset:
+    """Open a VOC/CVAT or plain-folder dataset; ``split`` is ``train``, ``val`` or ``all``."""
+    root = Path(root)
+    if split not in SPLITS:
+        raise RockedgeError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+    if not root.is_dir():
+        raise RockedgeError(f"dataset folder {root} does not exist")
+    labelmap_path = root / "labelmap.txt"
+    labelmap = read_labelmap(labelmap_path) if labelmap_path.is_file() else None
+    lm = labelmap or LabelMap.default()
+    if (root / "JPEGImages").is_dir() and (root / "SegmentationClass").is_dir():
+        samples, layout = _voc_samples(root, split), "voc"
+    elif (root / "train" / "images").is_dir() or (root / "val" / "images").is_dir():
+        samples, layout = _split_folder_samples(root, split), "folders"
+    elif (root / "images").is_dir():
+        samples, layout = _holdout(_pair_folder(root / "images", root / "masks"), split), "folders"
+    else:
+        raise RockedgeError(
+            f"{root} is not a dataset: expected JPEGImages/ + SegmentationClass/ (VOC/CVAT), "
+            "train/images + train/masks, or images/ + masks/"
+        )
+    if not samples:
+        raise RockedgeError(f"split {split!r} of {root} has no samples")
+    return SegDataset(
+        root=root,
+        split=split,
+        classes=lm.names,
+        palette=lm.colors,
+        samples=samples,
+        strict_colors=labelmap is not None,
+        layout=layout,
+    )
+
+
+# -- layouts ---------------------------------------------------------------------------------------
+
+
+def natural_key(s: str) -> list[object]:
+    """Sort "2" before "10": ids are often frame numbers."""
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", s)]
+
+
+def _holdout(samples: list[tuple[Path, Path]], split: str) -> list[tuple[Path, Path]]:
+    samples = sorted(samples, key=lambda s: natural_key(s[0].stem))
+    if split == "all":
+        return samples
+    n_val = max(1, round(HOLDOUT_FRACTION * len(samples))) if samples else 0
+    return samples[len(samples) - n_val :] if split == "val" else samples[: len(samples) - n_val]
+
+
+def _voc_samples(root: Path, split: str) -> list[tuple[Path, Path]]:
+    sets = root / "ImageSets" / "Segmentation"
+    images = _index_by_stem(root / "JPEGImages", IMAGE_EXTENSIONS)
+    masks = _index_by_stem(root / "SegmentationClass", IMAGE_EXTENSIONS)
+
+    def pair(ids: list[str], listed_in: Path | None) -> list[tuple[Path, Path]]:
+        out = []
+        for i in ids:
+            img = images.get(i)
+            if img is None:
+                where = f" (listed in {listed_in})" if listed_in else ""
+                raise RockedgeError(f"no image for id {i!r}{where} in {root / 'JPEGImages'}")
+            msk = masks.get(i)
+            if msk is None:
+                raise RockedgeError(f"image {img} has no mask {root / 'SegmentationClass' / (i + '.png')}")
+            out.append((img, msk))
+        return out
+
+    if (sets / "train.txt").is_file() and (sets / "val.txt").is_file():
+        if split == "all":
+            ids = _read_ids(sets / "train.txt") + _read_ids(sets / "val.txt")
+            return pair(list(dict.fromkeys(ids)), None)
+        return pair(_read_ids(sets / f"{split}.txt"), sets / f"{split}.txt")
+    listed = sets / "default.txt"
+    ids = _read_ids(listed) if listed.is_file() else sorted(images, key=natural_key)
+    return _holdout(pair(ids, listed if listed.is_file() else None), split)
+
+
+def _split_folder_samples(root: Path, split: str) -> list[tuple[Path, Path]]:
+    names = ("train", "val") if split == "all" else (split,)
+    out: list[tuple[Path, Path]] = []
+    for name in names:
+        d = root / name
+        if not (d / "images").is_dir():
+            if split == "all":
+                continue
+            raise RockedgeError(f"{root} has no {name}/images folder")
+        out += sorted(_pair_folder(d / "images", d / "masks"), key=lambda s: natural_key(s[0].stem))
+    return out
+
+
+def _pair_folder(images_dir: Path, masks_dir: Path) -> list[tuple[Path, Path]]:
+    if not masks_dir.is_dir():
+        raise RockedgeError(f"{images_dir} has no sibling masks folder {masks_dir}")
+    images = _index_by_stem(images_dir, IMAGE_EXTENSIONS)
+    masks = _index_by_stem(masks_dir, IMAGE_EXTENSIONS)
+    out = []
+    for stem, img in images.items():
+        msk = masks.get(stem)
+        if msk is None:
+            raise RockedgeError(f"image {img} has no mask {masks_dir / stem}.* (masks are matched by file stem)")
+        out.append((img, msk))
+    return out
+
+
+def _index_by_stem(folder: Path, extensions: tuple[str, ...]) -> dict[str, Path]:
+    if not folder.is_dir():
+        raise RockedgeError(f"folder {folder} does not exist")
+    out: dict[str, Path] = {}
+    for p in sorted(folder.iterdir()):
+        if p.is_file() and p.suffix.lower() in extensions and not p.name.startswith("."):
+            if p.stem in out:
+                raise RockedgeError(f"two files with stem {p.stem!r} in {folder}: {out[p.stem].name} and {p.name}")
+            out[p.stem] = p
+    return out
+
+
+def _read_ids(path: Path) -> list[str]:
+    # VOC id files may carry a second column (e.g. "-1"/"1" in classification sets); the id comes first.
+    return [line.split()[0] for line in path.read_text().splitlines() if line.strip()]
+
+
+# -- decoding --------------------------------------------------------------------------------------
+
+
+def read_image(path: Path) -> np.ndarray:
+    """Read an image as BGR uint8 ``HxWx3`` (grayscale and 16-bit files converted)."""
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        raise RockedgeError(f"cannot read image {path} (missing, empty or not an image)")
+    return img
+
+
+def read_mask(path: Path, palette: tuple[tuple[int, int, int], ...], *, strict_colors: bool = True) -> np.ndarray:
+    """Read a mask as uint8 class indices.
+
+    Palette-mode PNGs and single-channel images are already indices; 3-channel masks are colours
+    mapped through ``palette`` (RGB). OpenCV expands palette PNGs to colours, so their indices are
+    recovered through the file's own PLTE chunk.
+    """
+    png_palette = _png_palette(path)
+    raw = cv2.imread(str(path), cv2.IMREAD_COLOR if png_palette is not None else cv2.IMREAD_UNCHANGED)
+    if raw is None:
+        raise RockedgeError(f"cannot read mask {path} (missing, empty or not an image)")
+    if png_palette is not None:
+        return colors_to_index(raw[..., ::-1], png_palette, f"palette mask {path}")
+    if raw.ndim == 3 and raw.shape[2] == 4:
+        raw = raw[..., :3]  # alpha carries no class information
+    if raw.ndim == 2 or raw.shape[2] == 1:
+        mask = raw.reshape(raw.shape[:2])
+        if mask.dtype != np.uint8:
+            if mask.max(initial=0) > 255:
+                raise RockedgeError(f"mask {path} has index {int(mask.max())} > 255")
+            mask = mask.astype(np.uint8)
+        return mask
+    if raw.dtype != np.uint8:
+        raise RockedgeError(f"colour mask {path} must be 8-bit, got {raw.dtype}")
+    rgb = raw[..., ::-1]
+    if not strict_colors and (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all():
+        return np.ascontiguousarray(rgb[..., 0])  # an index mask saved as RGB
+    return colors_to_index(rgb, palette, f"mask {path}")
+
+
+def _png_palette(path: Path) -> tuple[tuple[int, int, int], ...] | None:
+    """The PLTE colours of a palette-mode (colour type 3) PNG, else None."""
+    try:
+        with open(path, "rb") as f:
+            if f.read(8) != b"\x89PNG\r\n\x1a\n":
+                return None
+            while True:
+                head = f.read(8)
+                if len(head) < 8:
+                    return None
+                length, kind = struct.unpack(">I4s", head)
+                if kind == b"IHDR":
+                    ihdr = f.read(length)
+                    if ihdr[9] != 3:  # colour type
+                        return None
+                    f.seek(4, os.SEEK_CUR)
+                elif kind == b"PLTE":
+                    data = f.read(length)
+                    return tuple(tuple(data[i : i + 3]) for i in range(0, len(data) - 2, 3))  # type: ignore[misc]
+                elif kind in (b"IDAT", b"IEND"):
+                    return None
+                else:
+                    f.seek(length + 4, os.SEEK_CUR)
+    except OSError as e:
+        raise RockedgeError(f"cannot read mask {path}: {e.strerror or e}") from None
+
+
+def resize_mask(mask: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
+    """Resize a class-index mask: always nearest-neighbour, so no in-between (invented) classes appear."""
+    h, w = size_hw
+    return cv2.resize(mask, (w, h), interpolation=cv2.INTER_NEAREST)
+
+
+# -- summaries -------------------------------------------------------------------------------------
+
+
+@dataclass
+class SplitSummary:
+    """Per-split counts for ``rockedge data info``."""
+
+    split: str
+    images: int
+    classes: tuple[str, ...]
+    class_fractions: dict[str, float]  # fraction of labelled (non-ignore) pixels per class
+    ignored_fraction: float
+    sizes: list[tuple[int, int]]  # distinct (height, width)
+
+    def to_dict(self) -> dict:
+        return {
+            "split": self.split,
+            "images": self.images,
+            "classes": list(self.classes),
+            "class_fractions": self.class_fractions,
+            "ignored_fraction": self.ignored_fraction,
+            "sizes": [list(s) for s in self.sizes],
+        }
+
+
+def summarize(ds: SegDataset) -> SplitSummary:
+    """Decode every mask once (images only for their size check) and count pixels per class."""
+    counts = np.zeros(256, np.int64)
+    sizes: set[tuple[int, int]] = set()
+    for i in range(len(ds)):
+        _, mask = ds[i]
+        counts += np.bincount(mask.reshape(-1), minlength=256)
+        sizes.add(mask.shape)  # type: ignore[arg-type]
+    total = int(counts.sum())
+    labelled = total - int(counts[ds.ignore_index])
+    fr = {name: (float(counts[k]) / labelled if labelled else 0.0) for k, name in enumerate(ds.classes)}
+    return SplitSummary(
+        split=ds.split,
+        images=len(ds),
+        classes=ds.classes,
+        class_fractions=fr,
+        ignored_fraction=float(counts[ds.ignore_index]) / total if total else 0.0,
+        sizes=sorted(sizes),
+    )
