@@ -1,0 +1,162 @@
+"""Which files a run writes, decided once from the source and ``--out`` (numpy + OpenCV only).
+
+Video-like sources (video file, camera, URL, GStreamer, iterable) give an overlay video, an optional
+lossless mask video and JSON lines beside it; image sources give one overlay per image, optional
+mask PNGs (pixel value = class index) and ``frames.jsonl`` in a directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from rockedge.atomic import ensure_writable_dir
+from rockedge.errors import RockedgeError
+from rockedge.runtime.sinks import (
+    MASK_VIDEO,
+    VIDEO_SUFFIXES,
+    ImageSink,
+    JsonLinesSink,
+    VideoSink,
+    choose_codec,
+    warn,
+    writable_fourcc,
+)
+from rockedge.runtime.sources import IMAGE_SUFFIXES, Frame, Source
+
+DEFAULT_DIR = Path("rockedge-run")
+
+
+def _stem(source: Source) -> str:
+    if source.kind == "video":
+        return Path(source.label).stem
+    if source.kind == "camera":
+        return "camera" + re.sub(r"\D", "", source.label)
+    return source.kind
+
+
+class RunOutputs:
+    """Owns every sink of one run; :meth:`commit` renames them into place, :meth:`abort` removes them."""
+
+    def __init__(
+        self,
+        source: Source,
+        out: str | Path | None,
+        *,
+        save_mask: bool = False,
+        num_classes: int = 2,
+        write_overlay: bool = True,
+        jsonl: bool = True,
+    ) -> None:
+        self.save_mask = save_mask
+        self.write_overlay = write_overlay
+        self.mask_scale = 255 // max(1, num_classes - 1)
+        self.video_sink: VideoSink | None = None
+        self.mask_video: VideoSink | None = None
+        self.image_sink: ImageSink | None = None
+        self.mask_images: ImageSink | None = None
+        out = Path(out) if out is not None else None
+        self.video_like = source.kind not in ("image", "images")
+        self._created: list[Path] = []
+        if self.video_like:
+            target = self._video_target(source, out)
+            self._mkdir(target.parent)
+            if write_overlay:
+                target, fourcc = choose_codec(target)
+                self.video_sink = VideoSink(target, source.fps or 30.0, fourcc=fourcc)
+            if save_mask:
+                suffix, fourcc = MASK_VIDEO
+                mask_target = target.with_name(f"{target.stem.removesuffix('_overlay')}_mask{suffix}")
+                if not writable_fourcc(suffix, fourcc, False):
+                    mask_target, fourcc = choose_codec(mask_target.with_suffix(".avi"), announce=False)
+                    warn(f"lossless FFV1 is not available; the mask video {mask_target.name} is lossy ({fourcc})")
+                self.mask_video = VideoSink(mask_target, source.fps or 30.0, fourcc=fourcc, is_color=False)
+            self.jsonl_path = target.with_suffix(".jsonl")
+            self.summary_path = target.with_suffix(".summary.json")
+        else:
+            single = source.kind == "image" and out is not None and out.suffix.lower() in IMAGE_SUFFIXES
+            if single:
+                assert out is not None
+                self._mkdir(out.parent)
+                self.image_sink = ImageSink(out.parent, single=out)
+                if save_mask:
+                    self.mask_images = ImageSink(out.parent, single=out.with_name(f"{out.stem}_mask.png"))
+                self.jsonl_path = out.with_suffix(".jsonl")
+                self.summary_path = out.with_suffix(".summary.json")
+            else:
+                directory = out or DEFAULT_DIR
+                if out is not None and out.suffix.lower() in VIDEO_SUFFIXES:
+                    raise RockedgeError(f"--out {out} is a video name, but the source is images; give a directory")
+                src_dir = Path(source.label) if Path(source.label).is_dir() else None
+                if src_dir is not None and src_dir.resolve() == directory.resolve():
+                    raise RockedgeError(f"--out {directory} is the input folder; overlays would replace the images")
+                self._mkdir(directory)
+                self.image_sink = ImageSink(directory) if write_overlay else None
+                if save_mask:
+                    self.mask_images = ImageSink(directory / "masks", suffix=".png")
+                self.jsonl_path = directory / "frames.jsonl"
+                self.summary_path = directory / "summary.json"
+        self.jsonl = JsonLinesSink(self.jsonl_path) if jsonl else None
+
+    def _video_target(self, source: Source, out: Path | None) -> Path:
+        name = f"{_stem(source)}_overlay.mp4"
+        if out is None:
+            return DEFAULT_DIR / name
+        if out.suffix.lower() in VIDEO_SUFFIXES:
+            return out
+        if out.suffix:
+            raise RockedgeError(f"--out {out}: a video source needs a video file ({', '.join(VIDEO_SUFFIXES)}) "
+                                "or a directory")
+        return out / name
+
+    def _mkdir(self, d: Path) -> None:
+        # Remember which directories this run created, so a failed run can leave no trace.
+        missing = [p for p in [d, *d.parents] if not p.exists()]
+        ensure_writable_dir(d)
+        self._created.extend(missing)
+
+    def write(self, frame: Frame, overlay: np.ndarray | None, mask: np.ndarray) -> None:
+        if self.video_sink is not None and overlay is not None:
+            self.video_sink.write(overlay)
+        if self.mask_video is not None:
+            self.mask_video.write(cv2.multiply(mask, self.mask_scale) if self.mask_scale != 1 else mask)
+        if self.image_sink is not None and overlay is not None:
+            self.image_sink.write(overlay, frame.name, frame.index)
+        if self.mask_images is not None:
+            self.mask_images.write(mask, frame.name, frame.index)
+
+    def record(self, rec: dict[str, Any]) -> None:
+        if self.jsonl is not None:
+            self.jsonl.write(rec)
+
+    def _sinks(self) -> list[Any]:
+        return [s for s in (self.video_sink, self.mask_video, self.image_sink, self.mask_images, self.jsonl) if s]
+
+    def commit(self) -> dict[str, str]:
+        """Move every finished file into place; returns {what: path} for the summary."""
+        names = ("overlay", "mask", "overlay", "masks", "frames")
+        written: dict[str, str] = {}
+        for name, sink in zip(names, (self.video_sink, self.mask_video, self.image_sink, self.mask_images,
+                                      self.jsonl)):
+            if sink is not None:
+                p = sink.commit()
+                if p is not None:
+                    written[name] = str(p)
+        if not written:
+            self._remove_created()
+        return written
+
+    def abort(self) -> None:
+        for s in self._sinks():
+            s.abort()
+        self._remove_created()
+
+    def _remove_created(self) -> None:
+        for d in self._created:  # deepest first, only if empty
+            with contextlib.suppress(OSError):
+                d.rmdir()

@@ -1,0 +1,336 @@
+"""The threaded run loop: decode -> preprocess+infer -> postprocess/overlay -> encode.
+
+One thread per stage, bounded queues between them, so decoding and encoding overlap inference
+(OpenCV and the inference backends release the GIL). Every stage is a single FIFO worker, which
+keeps output in input order without reordering buffers. Files give every frame; live sources
+drop the oldest waiting frame instead of letting latency grow. Ctrl-C, a broken stream or a
+source that raises ends the loop cleanly: what was written is committed, the summary is built.
+"""
+
+from __future__ import annotations
+
+import queue
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from rockedge.errors import RockedgeError
+from rockedge.runtime.outputs import RunOutputs
+from rockedge.runtime.segmenter import Segmenter
+from rockedge.runtime.sources import Frame, Source, warn
+
+STAGES = ("decode", "preprocess", "infer", "postprocess", "encode")
+_END = object()
+_POLL_S = 0.05
+
+
+@dataclass
+class Summary:
+    """What a run did; ``stopped`` is "end", "interrupted" or "broken" (source failed mid-stream)."""
+
+    frames: int = 0
+    seconds: float = 0.0
+    fps: float = 0.0
+    stage_ms: dict[str, dict[str, float]] = field(default_factory=dict)
+    dropped: int = 0
+    skipped: int = 0
+    stopped: str = "end"
+    reason: str | None = None
+    outputs: dict[str, str] = field(default_factory=dict)
+    source: dict[str, Any] = field(default_factory=dict)
+    model: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+    def table(self) -> str:
+        lines = [
+            f"frames      {self.frames}" + (f"  (dropped {self.dropped} stale)" if self.dropped else "")
+            + (f"  (skipped {self.skipped} files)" if self.skipped else ""),
+            f"wall time   {self.seconds:.2f} s",
+            f"throughput  {self.fps:.2f} frames/s",
+            f"stopped     {self.stopped}" + (f": {self.reason}" if self.reason else ""),
+            "",
+            f"{'stage':<12}{'mean ms':>10}{'p50 ms':>10}{'p95 ms':>10}",
+        ]
+        for name in STAGES:
+            s = self.stage_ms.get(name)
+            if s:
+                lines.append(f"{name:<12}{s['mean']:>10.2f}{s['p50']:>10.2f}{s['p95']:>10.2f}")
+        for what, path in self.outputs.items():
+            lines.append(f"{what + ':':<12}{path}")
+        return "\n".join(lines)
+
+
+def _put(q: queue.Queue[Any], item: Any, stop: threading.Event) -> bool:
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=_POLL_S)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def _force_end(q: queue.Queue[Any]) -> None:
+    """Put the end marker even into a full queue (the run is stopping; the item it displaces is moot)."""
+    while True:
+        try:
+            q.put_nowait(_END)
+            return
+        except queue.Full:
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                pass
+
+
+def _get(q: queue.Queue[Any], stop: threading.Event) -> Any:
+    while True:
+        try:
+            return q.get(timeout=_POLL_S)
+        except queue.Empty:
+            if stop.is_set():
+                return _END
+
+
+class _Run:
+    def __init__(self, seg: Segmenter, source: Source, outputs: RunOutputs | None, batch: int) -> None:
+        self.seg = seg
+        self.source = source
+        self.outputs = outputs
+        self.batch = batch
+        depth = 2 * batch + 2
+        self.q_frames: queue.Queue[Any] = queue.Queue(maxsize=depth)
+        self.q_masks: queue.Queue[Any] = queue.Queue(maxsize=2)
+        self.q_results: queue.Queue[Any] = queue.Queue(maxsize=depth)
+        self.stop = threading.Event()
+        self.error: BaseException | None = None
+        self.broken: str | None = None
+        self.dropped = 0
+
+    # Each worker forwards _END exactly once, whatever happens, so the consumer never waits forever.
+    def decode(self) -> None:
+        try:
+            for frame in self.source:
+                if self.stop.is_set():
+                    break
+                if self.source.live:
+                    while True:
+                        try:
+                            self.q_frames.put_nowait(frame)
+                            break
+                        except queue.Full:
+                            try:
+                                self.q_frames.get_nowait()  # the oldest waiting frame is stale: drop it
+                                self.dropped += 1
+                            except queue.Empty:
+                                pass
+                elif not _put(self.q_frames, frame, self.stop):
+                    break
+            self.broken = self.source.broken
+        except RockedgeError as e:
+            self.error = e
+        except Exception as e:  # a stream that dies mid-way (network, driver, user iterator)
+            self.broken = f"source failed after some frames: {type(e).__name__}: {e}"
+        finally:
+            _put(self.q_frames, _END, self.stop) or _force_end(self.q_frames)
+
+    def infer(self) -> None:
+        try:
+            done = False
+            while not done:
+                first = _get(self.q_frames, self.stop)
+                if first is _END:
+                    break
+                frames: list[Frame] = [first]
+                while len(frames) < self.batch:
+                    # Files wait for a full batch; live sources take what is there (latency over throughput).
+                    if self.source.live:
+                        try:
+                            nxt = self.q_frames.get_nowait()
+                        except queue.Empty:
+                            nxt = None
+                    else:
+                        nxt = _get(self.q_frames, self.stop)
+                    if nxt is None:
+                        break
+                    if nxt is _END:
+                        done = True
+                        break
+                    frames.append(nxt)
+                t0 = time.perf_counter()
+                batch, geoms = self.seg.preprocess([f.image for f in frames])
+                t1 = time.perf_counter()
+                masks = self.seg.infer(batch, len(frames))
+                t2 = time.perf_counter()
+                n = len(frames)
+                if not _put(self.q_masks, (frames, masks, geoms, (t1 - t0) / n, (t2 - t1) / n), self.stop):
+                    break
+        except BaseException as e:
+            self.error = e
+            self.stop.set()
+        finally:
+            _put(self.q_masks, _END, self.stop) or _force_end(self.q_masks)
+
+    def post(self) -> None:
+        try:
+            while True:
+                item = _get(self.q_masks, self.stop)
+                if item is _END:
+                    break
+                frames, masks, geoms, pre_s, inf_s = item
+                for f, m, g in zip(frames, masks, geoms):
+                    t0 = time.perf_counter()
+                    r = self.seg.postprocess(f.image, m, g)
+                    times = {"decode": f.decode_s * 1e3, "preprocess": pre_s * 1e3, "infer": inf_s * 1e3,
+                             "postprocess": (time.perf_counter() - t0) * 1e3}
+                    if not _put(self.q_results, (f, r, times), self.stop):
+                        return
+        except BaseException as e:
+            self.error = e
+            self.stop.set()
+        finally:
+            _put(self.q_results, _END, self.stop) or _force_end(self.q_results)
+
+
+def run_pipeline(
+    seg: Segmenter,
+    source: Source,
+    outputs: RunOutputs | None,
+    *,
+    batch: int | None = None,
+    progress: bool = True,
+    show: bool = False,
+    max_frames: int | None = None,
+) -> Summary:
+    """Run ``seg`` over ``source`` into ``outputs``; returns the :class:`Summary` (not yet printed).
+
+    Raises :class:`RockedgeError` (after removing partial outputs) when the model or the output
+    fails; a broken stream or Ctrl-C returns a summary with ``stopped`` set and outputs committed.
+    """
+    run = _Run(seg, source, outputs, batch or seg.batch)
+    if show:
+        _check_gui()
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=source.frame_count, unit="frame", disable=source.live, file=sys.stderr,
+                   dynamic_ncols=True, desc=source.kind)
+    workers = [threading.Thread(target=fn, name=f"rockedge-{fn.__name__}", daemon=True)
+               for fn in (run.decode, run.infer, run.post)]
+    times: dict[str, list[float]] = {s: [] for s in STAGES}
+    summary = Summary(source=source.describe(), model=seg.describe())
+    t_start = time.perf_counter()
+    frames = 0
+    try:
+        for w in workers:
+            w.start()
+        while True:
+            item = _get(run.q_results, run.stop)
+            if item is _END:
+                break
+            f, r, st = item
+            t0 = time.perf_counter()
+            if outputs is not None:
+                outputs.write(f, r.overlay, r.mask)
+            st["encode"] = (time.perf_counter() - t0) * 1e3
+            for k, v in st.items():
+                times[k].append(v)
+            rec: dict[str, Any] = {"frame": f.index, "timestamp": round(f.timestamp, 6)}
+            if f.name:
+                rec["name"] = f.name
+            rec.update(r.stats)
+            rec["latency_ms"] = {k: round(v, 3) for k, v in st.items()}
+            if outputs is not None:
+                outputs.record(rec)
+            frames += 1
+            if bar is not None:
+                bar.update(1)
+            if show and r.overlay is not None and _show(r.overlay):
+                summary.stopped = "interrupted"
+                break
+            if max_frames is not None and frames >= max_frames:
+                break
+    except KeyboardInterrupt:
+        summary.stopped = "interrupted"
+        summary.reason = "Ctrl-C"
+    except BaseException:
+        run.stop.set()
+        _join(workers)
+        if outputs is not None:
+            outputs.abort()
+        raise
+    finally:
+        run.stop.set()
+        if bar is not None:
+            bar.close()
+    _join(workers)
+    source.close()
+    if run.error is not None:
+        if outputs is not None:
+            outputs.abort()
+        if isinstance(run.error, KeyboardInterrupt):
+            raise run.error
+        if isinstance(run.error, RockedgeError):
+            raise run.error
+        raise RockedgeError(f"inference failed: {type(run.error).__name__}: {run.error}") from run.error
+    if frames == 0:
+        if outputs is not None:
+            outputs.abort()
+        if summary.stopped == "interrupted":
+            raise KeyboardInterrupt
+        raise RockedgeError(f"{source.label} produced no frames" + (f" ({run.broken})" if run.broken else ""))
+    if run.broken and summary.stopped == "end":
+        summary.stopped, summary.reason = "broken", run.broken
+        warn(f"{run.broken}; keeping the {frames} frames processed")
+    summary.frames = frames
+    summary.seconds = time.perf_counter() - t_start
+    summary.fps = frames / summary.seconds if summary.seconds > 0 else 0.0
+    summary.dropped = run.dropped
+    summary.skipped = source.skipped
+    summary.stage_ms = {k: _stats(v) for k, v in times.items() if v}
+    if outputs is not None:
+        summary.outputs = outputs.commit()
+    if show:
+        import cv2
+
+        cv2.destroyAllWindows()
+    return summary
+
+
+def _join(workers: list[threading.Thread]) -> None:
+    for w in workers:
+        if w.is_alive():
+            w.join(timeout=10)
+
+
+def _stats(v: list[float]) -> dict[str, float]:
+    a = np.asarray(v)
+    return {"mean": round(float(a.mean()), 3), "p50": round(float(np.percentile(a, 50)), 3),
+            "p95": round(float(np.percentile(a, 95)), 3)}
+
+
+def _check_gui() -> None:
+    import cv2
+
+    try:
+        cv2.namedWindow("rockedge", cv2.WINDOW_NORMAL)
+    except cv2.error:
+        raise RockedgeError(
+            "--show needs an OpenCV build with a GUI (this one is headless, e.g. opencv-python-headless); "
+            "install opencv-python or JetPack's OpenCV, or drop --show"
+        ) from None
+
+
+def _show(image: np.ndarray) -> bool:
+    """Display one frame; True when the user pressed q or Esc."""
+    import cv2
+
+    cv2.imshow("rockedge", image)
+    return (cv2.waitKey(1) & 0xFF) in (ord("q"), 27)

@@ -1,0 +1,191 @@
+"""The Python API under ``rockedge run``: ``Segmenter(model).predict(frame) -> Result``.
+
+A Segmenter owns one backend and the ModelSpec that came with the model file, and splits the work
+into the stages the pipeline overlaps: :meth:`preprocess`, :meth:`infer`, :meth:`postprocess`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from rockedge.errors import RockedgeError
+from rockedge.runtime.backends.base import Backend
+from rockedge.runtime.overlay import draw_overlay, mask_stats, palette_lut
+from rockedge.runtime.preprocess import Geometry, prepare, restore_mask, to_masks
+from rockedge.spec import ModelSpec
+
+
+@dataclass
+class Result:
+    """One frame's answer: class-index ``mask`` (frame size), BGR ``overlay`` (None when not drawn), ``stats``."""
+
+    mask: np.ndarray
+    overlay: np.ndarray | None
+    stats: dict[str, Any]
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+class Segmenter:
+    """Segment BGR frames with any model rockedge runs (.onnx, TensorRT .plan, checkpoint, or a Backend).
+
+    ``imgsz`` (h, w) and ``batch`` must agree with what a fixed-shape model was exported for;
+    ``classes`` (names) is checked against the model's class list.
+    """
+
+    def __init__(
+        self,
+        model: str | os.PathLike[str] | Backend,
+        *,
+        backend: str = "auto",
+        providers: Sequence[str] | None = None,
+        imgsz: tuple[int, int] | None = None,
+        batch: int | None = None,
+        alpha: float = 0.5,
+        contours: bool = False,
+        draw: bool = True,
+        classes: Sequence[str] | None = None,
+    ) -> None:
+        if isinstance(model, Backend):
+            self.backend = model
+        else:
+            from rockedge.runtime.backends.loader import open_backend
+
+            self.backend = open_backend(model, backend=backend, providers=list(providers) if providers else None)
+        try:
+            self.spec: ModelSpec = self.backend.spec
+            self.input_size = self._check_size(imgsz)
+            self.batch = self._check_batch(batch)
+            if classes is not None and list(classes) != list(self.spec.classes):
+                raise RockedgeError(
+                    f"the model has {self.spec.num_classes} classes ({', '.join(self.spec.classes)}), "
+                    f"not {len(classes)} ({', '.join(classes)}); drop --classes or use the matching model"
+                )
+            if not 0.0 <= alpha <= 1.0:
+                raise RockedgeError(f"--alpha must be between 0 and 1, got {alpha}")
+        except BaseException:
+            self.backend.close()
+            raise
+        self.alpha = alpha
+        self.contours = contours
+        self.draw = draw
+        self.lut = palette_lut(self.spec.palette)
+        self._checked_output = False
+
+    # -- checks ------------------------------------------------------------------------------------
+    def _check_size(self, imgsz: tuple[int, int] | None) -> tuple[int, int]:
+        fixed = self.backend.fixed_size
+        if imgsz is None:
+            return tuple(fixed or self.spec.input_size)  # type: ignore[return-value]
+        imgsz = (int(imgsz[0]), int(imgsz[1]))
+        if min(imgsz) < 16:
+            raise RockedgeError(f"--imgsz must be at least 16 x 16, got {imgsz[0]} x {imgsz[1]}")
+        if fixed is not None and imgsz != tuple(fixed):
+            raise RockedgeError(
+                f"--imgsz {imgsz[0]} {imgsz[1]} disagrees with the model, which takes {fixed[0]}x{fixed[1]}; "
+                f"drop --imgsz, or export with --imgsz {imgsz[0]} {imgsz[1]} (or --dynamic)"
+            )
+        return imgsz
+
+    def _check_batch(self, batch: int | None) -> int:
+        fixed = self.backend.fixed_batch
+        if batch is None:
+            return fixed or 1
+        if batch < 1:
+            raise RockedgeError(f"--batch must be >= 1, got {batch}")
+        if fixed is not None and batch != fixed:
+            raise RockedgeError(
+                f"--batch {batch} disagrees with the model, which was exported for batch {fixed}; "
+                f"use --batch {fixed}, or export with --batch {batch} (or --dynamic)"
+            )
+        return batch
+
+    def _check_output(self, out: np.ndarray, n: int) -> None:
+        spec = self.spec
+        if spec.output_format == "logits":
+            if out.ndim != 4 or out.shape[0] != n:
+                raise RockedgeError(f"the model returned shape {out.shape}; expected logits (N, C, H, W)")
+            if out.shape[1] != spec.num_classes:
+                raise RockedgeError(
+                    f"the model outputs {out.shape[1]} classes but its spec lists {spec.num_classes} "
+                    f"({', '.join(spec.classes)}); re-export it from its checkpoint"
+                )
+        self._checked_output = True
+
+    # -- stages ------------------------------------------------------------------------------------
+    def preprocess(self, frames: Sequence[np.ndarray]) -> tuple[np.ndarray, list[Geometry]]:
+        """Frames -> the model's input batch (padded to a fixed batch by repeating the last frame)."""
+        batch, geoms = prepare(list(frames), self.spec, self.input_size)
+        fixed = self.backend.fixed_batch
+        if fixed is not None and 0 < batch.shape[0] < fixed:
+            pad = np.repeat(batch[-1:], fixed - batch.shape[0], axis=0)
+            batch = np.concatenate([batch, pad])
+        return batch, geoms
+
+    def infer(self, batch: np.ndarray, n: int | None = None) -> np.ndarray:
+        """Model input batch -> ``(n, h, w)`` uint8 class masks at model resolution."""
+        n = batch.shape[0] if n is None else n
+        out = self.backend.infer(batch)
+        if not self._checked_output:
+            self._check_output(out, batch.shape[0])
+        masks = to_masks(out[:n], self.spec)
+        if masks.max(initial=0) >= self.spec.num_classes:
+            raise RockedgeError(
+                f"the model produced class {int(masks.max())} but its spec has {self.spec.num_classes} classes"
+            )
+        return masks
+
+    def postprocess(self, frame: np.ndarray, small_mask: np.ndarray, geom: Geometry) -> Result:
+        """Model-size mask -> frame-size mask, overlay and stats."""
+        if small_mask.shape != tuple(self.input_size):  # a model whose output stride is not 1
+            import cv2
+
+            small_mask = cv2.resize(small_mask, (self.input_size[1], self.input_size[0]),
+                                    interpolation=cv2.INTER_NEAREST)
+        mask = restore_mask(small_mask, geom)
+        overlay = draw_overlay(frame, mask, self.lut, alpha=self.alpha, contours=self.contours) if self.draw else None
+        return Result(mask, overlay, mask_stats(mask, num_classes=self.spec.num_classes))
+
+    # -- one-call API ------------------------------------------------------------------------------
+    def predict(self, frame: np.ndarray) -> Result:
+        """Segment one BGR uint8 frame."""
+        return self.predict_batch([frame])[0]
+
+    def predict_batch(self, frames: Sequence[np.ndarray]) -> list[Result]:
+        """Segment several frames, in chunks of the model's batch size; results keep the input order."""
+        results: list[Result] = []
+        for start in range(0, len(frames), self.batch):
+            chunk = frames[start : start + self.batch]
+            t0 = time.perf_counter()
+            batch, geoms = self.preprocess(chunk)
+            t1 = time.perf_counter()
+            masks = self.infer(batch, len(chunk))
+            t2 = time.perf_counter()
+            for f, m, g in zip(chunk, masks, geoms):
+                t3 = time.perf_counter()
+                r = self.postprocess(f, m, g)
+                r.timings_ms = {
+                    "preprocess": (t1 - t0) * 1e3 / len(chunk),
+                    "infer": (t2 - t1) * 1e3 / len(chunk),
+                    "postprocess": (time.perf_counter() - t3) * 1e3,
+                }
+                results.append(r)
+        return results
+
+    def describe(self) -> dict[str, Any]:
+        return {**self.backend.describe(), "arch": self.spec.arch, "input_size": list(self.input_size),
+                "batch": self.batch, "classes": list(self.spec.classes)}
+
+    def close(self) -> None:
+        self.backend.close()
+
+    def __enter__(self) -> "Segmenter":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

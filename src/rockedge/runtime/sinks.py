@@ -1,0 +1,216 @@
+"""Where results go: overlay/mask videos, overlay/mask images, JSON lines (numpy + OpenCV only).
+
+Every file is written under a temporary name beside its target (same suffix, since OpenCV picks
+the container from it) and renamed when the run ends. A run that stops early (Ctrl-C, a broken
+stream) still commits what it wrote, because a video writer that is released properly is a
+playable file; a run that fails removes its temporaries, so nothing half-written is left.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+import tempfile
+from functools import lru_cache
+from pathlib import Path
+from typing import IO, Any
+
+import cv2
+import numpy as np
+
+from rockedge.errors import RockedgeError
+from rockedge.runtime.sources import warn
+
+# Preferred codecs per container, best first. pip's OpenCV has no H.264 encoder, JetPack's usually does.
+CODECS: dict[str, tuple[str, ...]] = {
+    ".mp4": ("avc1", "mp4v"),
+    ".m4v": ("avc1", "mp4v"),
+    ".mov": ("avc1", "mp4v"),
+    ".mkv": ("avc1", "mp4v", "MJPG"),
+    ".avi": ("MJPG", "XVID"),
+}
+VIDEO_SUFFIXES = tuple(CODECS)
+FALLBACK = (".mp4", "mp4v")
+# Masks must survive the codec exactly: FFV1 is lossless and OpenCV's FFmpeg writes it.
+MASK_VIDEO = (".mkv", "FFV1")
+
+
+@contextlib.contextmanager
+def _quiet_fd2() -> Any:
+    """Silence FFmpeg's own stderr chatter while probing codecs (it writes to fd 2 directly)."""
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as null:
+            sys.stderr.flush()
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+@lru_cache(maxsize=None)
+def writable_fourcc(suffix: str, fourcc: str, is_color: bool = True) -> bool:
+    """Whether this OpenCV build can write ``fourcc`` into a ``suffix`` container (probed once)."""
+    fd, tmp = tempfile.mkstemp(suffix=suffix)
+    os.close(fd)
+    try:
+        with _quiet_fd2():
+            w = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*fourcc), 30.0, (64, 48), is_color)
+            ok = w.isOpened()
+            if ok:
+                w.write(np.zeros((48, 64, 3) if is_color else (48, 64), np.uint8))
+            w.release()
+        return ok and os.path.getsize(tmp) > 0
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+
+
+def choose_codec(path: Path, *, announce: bool = True) -> tuple[Path, str]:
+    """The fourcc for ``path``'s suffix; falls back (and says so) when this OpenCV cannot write it."""
+    suffix = path.suffix.lower()
+    if suffix not in CODECS:
+        raise RockedgeError(f"cannot write video {path.name}: use one of {', '.join(VIDEO_SUFFIXES)}")
+    for i, cc in enumerate(CODECS[suffix]):
+        if writable_fourcc(suffix, cc):
+            if i > 0 and announce:
+                warn(f"{CODECS[suffix][0]} is not available in this OpenCV build; writing {path.name} with {cc}")
+            return path, cc
+    if writable_fourcc(*FALLBACK):
+        new = path.with_suffix(FALLBACK[0])
+        if announce:
+            warn(f"this OpenCV build cannot write {suffix} files; writing {new.name} with {FALLBACK[1]} instead")
+        return new, FALLBACK[1]
+    raise RockedgeError("this OpenCV build cannot write any video format (no FFmpeg?); write images instead")
+
+
+def temp_beside(target: Path) -> Path:
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".part{target.suffix}", dir=target.parent)
+    os.close(fd)
+    # mkstemp makes 0600 files; outputs should get the usual permissions once renamed.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    return Path(tmp)
+
+
+class VideoSink:
+    """An OpenCV video writer at the source's exact frame rate, opened on the first frame."""
+
+    def __init__(self, target: Path, fps: float, *, fourcc: str | None = None, is_color: bool = True) -> None:
+        if fourcc is None:
+            target, fourcc = choose_codec(target)
+        self.target = target
+        self.fourcc = fourcc
+        self.fps = float(fps)
+        self.is_color = is_color
+        self.frames = 0
+        self.tmp = temp_beside(target)
+        self._writer: cv2.VideoWriter | None = None
+
+    def write(self, image: np.ndarray) -> None:
+        if self._writer is None:
+            h, w = image.shape[:2]
+            self._writer = cv2.VideoWriter(
+                str(self.tmp), cv2.VideoWriter_fourcc(*self.fourcc), self.fps, (w, h), self.is_color
+            )
+            if not self._writer.isOpened():
+                raise RockedgeError(f"OpenCV cannot open a {self.fourcc} writer for {self.target}")
+            self.size = (h, w)
+        if image.shape[:2] != self.size:  # a camera that changes resolution mid-stream
+            image = cv2.resize(image, (self.size[1], self.size[0]), interpolation=cv2.INTER_NEAREST)
+        self._writer.write(image)
+        self.frames += 1
+
+    def commit(self) -> Path | None:
+        """Finish the file and move it to its final name; None when no frame was written."""
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None
+        if self.frames == 0:
+            self.abort()
+            return None
+        os.replace(self.tmp, self.target)
+        return self.target
+
+    def abort(self) -> None:
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None
+        with contextlib.suppress(OSError):
+            self.tmp.unlink()
+
+
+class ImageSink:
+    """One image per frame into a directory (or one file), each written atomically."""
+
+    def __init__(self, directory: Path, *, suffix: str | None = None, single: Path | None = None) -> None:
+        self.directory = directory
+        self.suffix = suffix
+        self.single = single
+        self.written: list[Path] = []
+
+    def path_for(self, name: str | None, index: int) -> Path:
+        if self.single is not None:
+            return self.single
+        stem, ext = (Path(name).stem, Path(name).suffix) if name else (f"frame_{index:06d}", ".png")
+        return self.directory / f"{stem}{self.suffix or ext}"
+
+    def write(self, image: np.ndarray, name: str | None, index: int) -> None:
+        target = self.path_for(name, index)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = temp_beside(target)
+        try:
+            if not cv2.imwrite(str(tmp), image):
+                raise RockedgeError(f"OpenCV cannot write {target}")
+            os.replace(tmp, target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
+        self.written.append(target)
+
+    def commit(self) -> Path | None:
+        return (self.single or self.directory) if self.written else None
+
+    def abort(self) -> None:
+        """Images already written are complete files; they stay."""
+
+
+class JsonLinesSink:
+    """One JSON object per frame, flushed as it goes, renamed into place at the end."""
+
+    def __init__(self, target: Path) -> None:
+        self.target = target
+        self.tmp = temp_beside(target)
+        self._fh: IO[str] | None = open(self.tmp, "w", encoding="utf-8")
+        self.lines = 0
+
+    def write(self, record: dict[str, Any]) -> None:
+        assert self._fh is not None
+        self._fh.write(json.dumps(record, separators=(",", ":")) + "\n")
+        self.lines += 1
+
+    def commit(self) -> Path | None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+        if self.lines == 0:
+            self.abort()
+            return None
+        os.replace(self.tmp, self.target)
+        return self.target
+
+    def abort(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+        with contextlib.suppress(OSError):
+            self.tmp.unlink()
