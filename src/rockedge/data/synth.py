@@ -1,0 +1,253 @@
+"""Synthetic rock datasets and videos built on :mod:`rockedge.data.procedural`.
+
+Scene ``i`` of a dataset is rendered from ``np.random.default_rng([seed, i])`` and its split is a
+function of ``i`` alone, so ``n=10`` is exactly the first ten scenes of ``n=20``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from rockedge import atomic
+from rockedge.data.labelmap import LabelMap, write_labelmap
+from rockedge.data.procedural import render
+from rockedge.errors import RockedgeError
+
+MIN_SIDE = 32
+JPEG_QUALITY = 95
+# Fast PNG compression: index masks compress well even at level 1, and video masks are many.
+PNG_FLAGS = [cv2.IMWRITE_PNG_COMPRESSION, 1]
+
+
+def render_scene(rng: np.random.Generator, size_hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """One procedural rock scene: BGR uint8 ``HxWx3`` image and uint8 ``HxW`` mask (0 ground, 1 rock)."""
+    h, w = _check_size(size_hw)
+    image, mask, _ = render(rng, (h, w))
+    return image, mask
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``"WxH"`` (as on the command line) -> ``(height, width)``; each side >= 32."""
+    parts = str(text).lower().replace(" ", "").split("x")
+    if len(parts) != 2 or not all(p.isdigit() for p in parts):
+        raise RockedgeError(f"size must be WIDTHxHEIGHT, e.g. 256x256, got {text!r}")
+    w, h = int(parts[0]), int(parts[1])
+    return _check_size((h, w))
+
+
+def is_val(i: int, val_fraction: float) -> bool:
+    """Scene ``i`` goes to val when the rounded running count of val scenes steps up at ``i``.
+
+    Depends on ``i`` alone (prefix-stable) and puts ``round(n * val_fraction)`` scenes in val.
+    """
+    return math.floor((i + 1) * val_fraction + 0.5) > math.floor(i * val_fraction + 0.5)
+
+
+def write_synth_dataset(
+    out: str | os.PathLike[str],
+    *,
+    n: int,
+    size_hw: tuple[int, int],
+    seed: int = 0,
+    val_fraction: float = 0.2,
+    progress: bool = True,
+    overwrite: bool = False,
+) -> Path:
+    """Render ``n`` scenes into ``out/{train,val}/{images,masks}/`` plus ``labelmap.txt`` and ``synth.json``.
+
+    Written into a temporary folder beside ``out`` and renamed at the end, so ``out`` is either the
+    complete dataset or absent.
+    """
+    from tqdm import tqdm
+
+    out = Path(out)
+    h, w = _check_size(size_hw)
+    if int(n) < 1:
+        raise RockedgeError(f"--n must be at least 1, got {n}")
+    if not 0.0 <= float(val_fraction) < 1.0:
+        raise RockedgeError(f"val fraction must be in [0, 1), got {val_fraction}")
+    _check_target(out, overwrite)
+    counts = {"train": 0, "val": 0}
+    with _staging_dir(out, overwrite) as tmp:
+        for split in counts:
+            (tmp / split / "images").mkdir(parents=True)
+            (tmp / split / "masks").mkdir(parents=True)
+        rock = 0.0
+        for i in tqdm(range(n), desc="synth", unit="scene", disable=not progress, leave=False):
+            image, mask = render_scene(np.random.default_rng([seed, i]), (h, w))
+            split = "val" if is_val(i, val_fraction) else "train"
+            counts[split] += 1
+            rock += float(mask.mean())
+            _imwrite(tmp / split / "images" / f"{i:06d}.jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+            _imwrite(tmp / split / "masks" / f"{i:06d}.png", mask, PNG_FLAGS)
+        lm = LabelMap.default()
+        write_labelmap(tmp / "labelmap.txt", lm)
+        atomic.write_json(
+            tmp / "synth.json",
+            {
+                "generator": "rockedge.data.synth",
+                "version": _version(),
+                "seed": int(seed),
+                "n": int(n),
+                "size_hw": [h, w],
+                "val_fraction": float(val_fraction),
+                "counts": counts,
+                "classes": list(lm.names),
+                "palette": [list(c) for c in lm.colors],
+                "mean_rock_fraction": rock / n,
+            },
+        )
+    return out
+
+
+def write_synth_video(
+    out_video: str | os.PathLike[str],
+    *,
+    frames: int,
+    size_hw: tuple[int, int],
+    fps: float = 30.0,
+    seed: int = 0,
+    masks_dir: str | os.PathLike[str] | None = None,
+    progress: bool = True,
+) -> Path:
+    """A camera panning (with slight zoom and rotation) over one large scene: ``.mp4`` plus per-frame masks.
+
+    The scene is rendered once at about twice the frame size, rock sizes relative to the frame; each
+    frame is an affine crop of it (masks nearest-neighbour). Masks go to ``masks_dir`` (default
+    ``<video stem>_masks/`` beside the video) as ``000000.png``... index PNGs.
+    """
+    from tqdm import tqdm
+
+    out_video = Path(out_video)
+    h, w = _check_size(size_hw)
+    if int(frames) < 1:
+        raise RockedgeError(f"--frames must be at least 1, got {frames}")
+    if not (0 < float(fps) <= 1000):
+        raise RockedgeError(f"--fps must be in (0, 1000], got {fps}")
+    if out_video.suffix.lower() != ".mp4":
+        raise RockedgeError(f"video output must end in .mp4 (codec mp4v), got {out_video.name}")
+    masks = Path(masks_dir) if masks_dir is not None else out_video.with_name(f"{out_video.stem}_masks")
+    rng = np.random.default_rng([seed, 0x51DE0])
+    margin = 2.0  # canvas / frame: room to pan, zoom out slightly and rotate without leaving the scene
+    bh, bw = int(h * margin), int(w * margin)
+    scene, scene_mask, _ = render(rng, (bh, bw), ref=min(h, w))
+    path = _camera_path(rng, frames, (h, w), (bh, bw))
+    _check_target(masks, overwrite=True)
+    with atomic.atomic_path(out_video) as tmp_video, _staging_dir(masks, overwrite=True) as tmp_masks:
+        writer = cv2.VideoWriter(str(tmp_video), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (w, h))
+        if not writer.isOpened():
+            raise RockedgeError(f"OpenCV cannot write an mp4v video to {out_video} (no FFmpeg backend?)")
+        try:
+            for k, m in enumerate(tqdm(path, desc="synth-video", unit="frame", disable=not progress, leave=False)):
+                frame = cv2.warpAffine(scene, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+                fmask = cv2.warpAffine(scene_mask, m, (w, h), flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_REFLECT)
+                writer.write(frame)
+                _imwrite(tmp_masks / f"{k:06d}.png", fmask, PNG_FLAGS)
+        finally:
+            writer.release()
+        write_labelmap(tmp_masks / "labelmap.txt", LabelMap.default())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp_video, 0o666 & ~umask)
+    return out_video
+
+
+def _camera_path(
+    rng: np.random.Generator, frames: int, frame_hw: tuple[int, int], canvas_hw: tuple[int, int]
+) -> list[np.ndarray]:
+    """Affine canvas->frame matrices: a smooth pan plus a gentle zoom and roll, kept inside the canvas."""
+    h, w = frame_hw
+    bh, bw = canvas_hw
+    t = np.linspace(0.0, 1.0, frames)
+    phase = rng.uniform(0, 2 * np.pi, 4)
+    angle = rng.uniform(3, 8) * np.sin(2 * np.pi * t * rng.uniform(0.5, 1.0) + phase[0])  # degrees
+    zoom = 1.0 + rng.uniform(0.05, 0.15) * (0.5 + 0.5 * np.sin(2 * np.pi * t * rng.uniform(0.5, 1.0) + phase[1]))
+    direction = rng.uniform(0, 2 * np.pi)
+    mats = []
+    for k in range(frames):
+        a = math.radians(float(angle[k]))
+        # Half extent of the canvas region the rotated, zoomed frame covers.
+        ex = (w * abs(math.cos(a)) + h * abs(math.sin(a))) / (2 * zoom[k])
+        ey = (w * abs(math.sin(a)) + h * abs(math.cos(a))) / (2 * zoom[k])
+        rx, ry = max(0.0, bw / 2 - ex - 1), max(0.0, bh / 2 - ey - 1)
+        # Pan along a line through the centre plus a little sway across it.
+        s = 2 * t[k] - 1
+        sway = 0.25 * math.sin(2 * np.pi * t[k] + phase[2])
+        ux, uy = math.cos(direction), math.sin(direction)
+        cx = bw / 2 + rx * 0.9 * (s * ux - sway * uy)
+        cy = bh / 2 + ry * 0.9 * (s * uy + sway * ux)
+        m = cv2.getRotationMatrix2D((cx, cy), float(angle[k]), float(zoom[k]))
+        m[0, 2] += w / 2 - cx
+        m[1, 2] += h / 2 - cy
+        mats.append(m)
+    return mats
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+
+
+def _check_size(size_hw: tuple[int, int]) -> tuple[int, int]:
+    try:
+        h, w = (int(v) for v in size_hw)
+    except (TypeError, ValueError):
+        raise RockedgeError(f"size must be (height, width), got {size_hw!r}") from None
+    if h < MIN_SIDE or w < MIN_SIDE:
+        raise RockedgeError(f"size must be at least {MIN_SIDE}x{MIN_SIDE}, got {w}x{h} (WxH)")
+    return h, w
+
+
+def _check_target(out: Path, overwrite: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise RockedgeError(f"{out} exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise RockedgeError(f"{out} already exists and is not empty; choose another --out or pass --overwrite")
+
+
+@contextlib.contextmanager
+def _staging_dir(out: Path, overwrite: bool) -> Iterator[Path]:
+    """A temporary folder beside ``out``, renamed onto it when the block succeeds."""
+    atomic.ensure_writable_dir(out.parent if str(out.parent) else Path("."))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        yield tmp
+        old = None
+        if out.exists():
+            if any(out.iterdir()) and not overwrite:
+                raise RockedgeError(f"{out} appeared while writing; not replacing it")
+            old = out.with_name(f".{out.name}.old.{os.getpid()}")
+            os.replace(out, old)
+        _umask_mode(tmp)
+        os.replace(tmp, out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _umask_mode(root: Path) -> None:
+    """mkdtemp/mkstemp create private (0700/0600) entries; give the finished output the usual umask modes."""
+    umask = os.umask(0)
+    os.umask(umask)
+    for p in [root, *root.rglob("*")]:
+        os.chmod(p, (0o777 if p.is_dir() else 0o666) & ~umask)
+
+
+def _imwrite(path: Path, array: np.ndarray, params: list[int]) -> None:
+    if not cv2.imwrite(str(path), array, params):
+        raise RockedgeError(f"cannot write {path}")
+
+
+def _version() -> str:
+    from rockedge import __version__
+
+    return __version__
