@@ -185,7 +185,7 @@ def render(rng: np.random.Generator, size_hw: tuple[int, int], ref: float | None
     soft = max(0.6, ref * 0.004)
     shadow = cv2.GaussianBlur(shadow, (0, 0), soft)
     ao_radius = max(2.0, rmax * 0.5)
-    ao = np.clip((cv2.GaussianBlur(height, (0, 0), ao_radius) - height) / (ao_radius * 0.6), 0, 1)
+    ao = np.clip((_blur_coarse(height, ao_radius) - height) * (1.0 / (ao_radius * 0.6)), 0, 1)
     ambient = rng.uniform(0.25, 0.5)
     direct = lambert * (1 - shadow * rng.uniform(0.65, 0.95))
     shade = (ambient * (1 - 0.6 * ao) + (1 - ambient) * direct) / (ambient + (1 - ambient) * light[2])
@@ -323,6 +323,16 @@ def _cast_shadow(height: np.ndarray, light: np.ndarray, ref: float) -> np.ndarra
         ahead = cv2.warpAffine(small, m, (sw, sh), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         np.maximum(shadow, (ahead - small > s * tan_el + eps).astype(np.float32), out=shadow)
     return shadow if scale == 1 else cv2.resize(shadow, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def _blur_coarse(a: np.ndarray, sigma: float) -> np.ndarray:
+    """A wide Gaussian blur computed at reduced resolution (a wide blur has no fine detail to lose)."""
+    f = max(1.0, sigma / 4)
+    if f < 2:
+        return cv2.GaussianBlur(a, (0, 0), sigma)
+    h, w = a.shape[:2]
+    small = cv2.resize(a, (max(1, int(w / f)), max(1, int(h / f))), interpolation=cv2.INTER_AREA)
+    return cv2.resize(cv2.GaussianBlur(small, (0, 0), sigma / f), (w, h), interpolation=cv2.INTER_LINEAR)
 
 
 def _motion_blur(rng: np.random.Generator, img: np.ndarray, length: int) -> np.ndarray:
