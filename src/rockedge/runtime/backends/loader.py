@@ -60,4 +60,14 @@ def open_backend(
                 "or export it to ONNX first"
             ) from None
         return TorchBackend(path, trust_pickle=trust_pickle, device=device)
+    if kind == "onnx" and backend == "trt":
+        # Say what is missing first (TensorRT, a GPU), then how to get an engine from this file.
+        from rockedge.runtime.backends.trt import require_tensorrt
+
+        require_tensorrt()
+        raise RockedgeError(
+            f"--backend trt runs a TensorRT engine, not {path.name}: build one on this device first "
+            f"(trtexec --onnx={path.name} --saveEngine={path.stem}.plan, then its manifest), "
+            "or run the ONNX through TensorRT with --backend ort --providers trt"
+        )
     raise RockedgeError(f"backend {backend!r} cannot run a {kind} file ({path.name})")

@@ -1,0 +1,118 @@
+"""The few CUDA runtime calls the TensorRT backend needs, through cuda-python.
+
+cuda-python >= 12.6 (and 13) exposes ``cuda.bindings.runtime``; the releases on JetPack 5/6
+images expose ``cuda.cudart``. Both return ``(err, value...)`` tuples; :func:`check` turns a
+failing one into a single line. Imported lazily: nothing here loads unless a plan is run.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib
+from typing import Any
+
+import numpy as np
+
+from rockedge.errors import BackendUnavailable, RockedgeError
+
+_CUDART: Any = None
+
+
+def cudart() -> Any:
+    """The cuda-python runtime module (new or old layout), or one line saying it is missing."""
+    global _CUDART
+    if _CUDART is None:
+        for name in ("cuda.bindings.runtime", "cuda.cudart"):
+            try:
+                _CUDART = importlib.import_module(name)
+                break
+            except ImportError:
+                continue
+        else:
+            raise BackendUnavailable(
+                "cuda-python is not installed: pip install 'rockedge[trt]' (pick the cuda-python release that "
+                "matches the device's CUDA: 11.8 on JetPack 5, 12.x on JetPack 6)"
+            )
+    return _CUDART
+
+
+def error_name(err: Any) -> str:
+    name = getattr(err, "name", None)
+    return str(name) if name else str(err)
+
+
+def check(result: Any, what: str) -> Any:
+    """Unwrap a cuda-python ``(err, value...)`` tuple; raise one line on failure."""
+    rt = cudart()
+    err, *values = result if isinstance(result, tuple) else (result,)
+    if err != rt.cudaError_t.cudaSuccess:
+        raise RockedgeError(f"CUDA {what} failed: {error_name(err)}")
+    if not values:
+        return None
+    return values[0] if len(values) == 1 else tuple(values)
+
+
+def require_gpu(device: int = 0) -> tuple[str, str]:
+    """(GPU name, compute capability "M.m") of ``device``, or one line saying why there is none."""
+    rt = cudart()
+    err, count = rt.cudaGetDeviceCount()
+    if err != rt.cudaError_t.cudaSuccess:
+        raise BackendUnavailable(
+            f"no usable CUDA GPU: {error_name(err)} (no NVIDIA GPU, or its driver is missing or older than this "
+            "CUDA runtime); the TensorRT backend needs one"
+        )
+    if count <= device:
+        raise BackendUnavailable(f"no CUDA device {device} (this machine has {count})")
+    props = check(rt.cudaGetDeviceProperties(device), "cudaGetDeviceProperties")
+    raw = props.name
+    name = raw.decode(errors="replace") if isinstance(raw, (bytes, bytearray)) else str(raw)
+    return name.split("\x00", 1)[0].strip(), f"{props.major}.{props.minor}"
+
+
+class Stream:
+    """One CUDA stream, with the pinned-host and device allocators the buffer set uses."""
+
+    def __init__(self) -> None:
+        rt = cudart()
+        self.rt = rt
+        self.handle: Any = check(rt.cudaStreamCreate(), "cudaStreamCreate")
+
+    @property
+    def ptr(self) -> int:
+        """The raw cudaStream_t, as TensorRT's execute_async_v3 takes it."""
+        if self.handle is None:
+            raise RockedgeError("the CUDA stream was closed")
+        return int(self.handle)
+
+    def alloc_host(self, nbytes: int) -> int:
+        return int(check(self.rt.cudaMallocHost(nbytes), "cudaMallocHost"))
+
+    def alloc_device(self, nbytes: int) -> int:
+        return int(check(self.rt.cudaMalloc(nbytes), "cudaMalloc"))
+
+    def free_host(self, ptr: int) -> None:
+        check(self.rt.cudaFreeHost(ptr), "cudaFreeHost")
+
+    def free_device(self, ptr: int) -> None:
+        check(self.rt.cudaFree(ptr), "cudaFree")
+
+    @staticmethod
+    def host_array(ptr: int, nbytes: int) -> np.ndarray:
+        """A numpy view of a pinned host block (no copy)."""
+        return np.ctypeslib.as_array((ctypes.c_uint8 * nbytes).from_address(ptr))
+
+    def to_device(self, dst: int, src: int, nbytes: int) -> None:
+        kind = self.rt.cudaMemcpyKind.cudaMemcpyHostToDevice
+        check(self.rt.cudaMemcpyAsync(dst, src, nbytes, kind, self.handle), "cudaMemcpyAsync (to device)")
+
+    def to_host(self, dst: int, src: int, nbytes: int) -> None:
+        kind = self.rt.cudaMemcpyKind.cudaMemcpyDeviceToHost
+        check(self.rt.cudaMemcpyAsync(dst, src, nbytes, kind, self.handle), "cudaMemcpyAsync (to host)")
+
+    def synchronize(self) -> None:
+        check(self.rt.cudaStreamSynchronize(self.handle), "cudaStreamSynchronize")
+
+    def close(self) -> None:
+        if self.handle is not None:
+            self.rt.cudaStreamDestroy(self.handle)
+            self.handle = None

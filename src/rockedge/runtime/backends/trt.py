@@ -1,0 +1,182 @@
+"""TensorRT backend: a plain serialized plan + its manifest, run through cuda-python.
+
+Uses only the tensor-name API that TensorRT 8.5 introduced and 10/11 kept (``num_io_tensors``,
+``get_tensor_name``, ``get_tensor_mode``, ``set_input_shape``, ``set_tensor_address``,
+``execute_async_v3``): one CUDA stream, pinned host buffers, buffers reallocated only when a shape
+needs more memory. ``tensorrt`` and cuda-python are imported when a plan is opened, never before.
+This module is type-checked against the TensorRT 10 stubs (scripts/check_trt_types.py); it
+cannot run on a machine without an NVIDIA GPU.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rockedge.errors import BackendUnavailable, RockedgeError
+from rockedge.runtime.backends.base import Backend
+from rockedge.runtime.backends.cuda_rt import Stream, require_gpu
+from rockedge.runtime.backends.trt_io import (
+    BufferSet,
+    Profile,
+    TensorPlan,
+    dtype_of,
+    output_shape,
+    resolve_input_shape,
+    trt_api,
+)
+from rockedge.runtime.manifest import check_manifest, read_manifest
+from rockedge.runtime.sources import warn
+
+MISSING_TRT = (
+    "TensorRT's Python package (tensorrt) is not importable here; on a Jetson it comes with JetPack "
+    "(sudo apt install python3-libnvinfer, and use the system Python or a venv with --system-site-packages), "
+    "elsewhere install it from NVIDIA's index; or run the .onnx with --backend ort"
+)
+
+
+def import_tensorrt():  # noqa: ANN201 - the module type is what pyright checks calls against
+    """``import tensorrt``, or one line saying how to get it. Type stubs alone are not TensorRT."""
+    try:
+        import tensorrt as trt
+    except ImportError:
+        raise BackendUnavailable(MISSING_TRT) from None
+    if not hasattr(trt, "Runtime"):  # tensorrt-stubs installs a stub-only 'tensorrt' namespace package
+        raise BackendUnavailable(MISSING_TRT)
+    return trt
+
+
+def dims(d: Any) -> tuple[int, ...]:
+    """TensorRT Dims -> tuple (Dims indexes and has a length; the stubs do not declare iteration)."""
+    return tuple(int(d[i]) for i in range(len(d)))
+
+
+class TrtBackend(Backend):
+    """Runs a ``.plan`` whose manifest (``model.plan.json``) supplies the ModelSpec."""
+
+    name = "tensorrt"
+
+    def __init__(self, path: str | os.PathLike[str], *, device: int = 0) -> None:
+        path = Path(path)
+        if not path.is_file():
+            raise RockedgeError(f"engine not found: {path}")
+        manifest = read_manifest(path)  # before TensorRT: a wrong file fails the same way everywhere
+        super().__init__(manifest.spec)
+        self.path = path
+        self.manifest = manifest
+        trt = import_tensorrt()
+        self.api = trt_api(trt.__version__)
+        gpu_name, cc = require_gpu(device)
+        for w in check_manifest(manifest, path, tensorrt_version=trt.__version__, gpu_name=gpu_name,
+                                compute_capability=cc):
+            warn(w)
+        self.gpu = {"name": gpu_name, "compute_capability": cc}
+        self._logger = trt.Logger(trt.Logger.WARNING)
+        self._runtime = trt.Runtime(self._logger)
+        if manifest.version_compatible and self.api.version_compatible_engines:
+            # A version-compatible plan embeds its lean runtime; TensorRT runs it only when allowed.
+            setattr(self._runtime, "engine_host_code_allowed", True)
+        engine = self._runtime.deserialize_cuda_engine(path.read_bytes())
+        if engine is None:
+            raise RockedgeError(
+                f"TensorRT {trt.__version__} could not deserialize {path.name} (corrupt, or built by another "
+                "TensorRT/GPU despite its manifest); rebuild it on this device"
+            )
+        self.engine = engine
+        context = engine.create_execution_context()
+        if context is None:
+            raise RockedgeError(f"TensorRT could not create an execution context for {path.name} (out of GPU memory?)")
+        self.context = context
+        self.stream = Stream()
+        self.buffers = BufferSet(self.stream.alloc_host, self.stream.alloc_device, self.stream.free_host,
+                                 self.stream.free_device, Stream.host_array)
+        self.inputs: list[str] = []
+        self.outputs: list[str] = []
+        for i in range(engine.num_io_tensors):
+            tname = engine.get_tensor_name(i)
+            if engine.get_tensor_mode(tname) == trt.TensorIOMode.INPUT:
+                self.inputs.append(tname)
+            else:
+                self.outputs.append(tname)
+        if len(self.inputs) != 1 or not self.outputs:
+            raise RockedgeError(f"{path.name} has inputs {self.inputs} and outputs {self.outputs}; "
+                                "rockedge engines take one input and give one output")
+        self.input_name, self.output_name = self.inputs[0], self.outputs[0]
+        self.dtypes = {n: dtype_of(engine.get_tensor_dtype(n), self.api, tensor=n) for n in self.inputs + self.outputs}
+        self.engine_shape = dims(engine.get_tensor_shape(self.input_name))
+        self.profile: Profile | None = None
+        if -1 in self.engine_shape:
+            lo, opt, hi = engine.get_tensor_profile_shape(self.input_name, 0)
+            self.profile = Profile(dims(lo), dims(opt), dims(hi))
+        self._shape: tuple[int, ...] | None = None
+
+    # -- shape handling ------------------------------------------------------------------------
+    def _layout_hw(self, shape: tuple[int, ...]) -> tuple[int, int]:
+        return (shape[1], shape[2]) if self.spec.input_layout == "NHWC" else (shape[2], shape[3])
+
+    @property
+    def fixed_batch(self) -> int | None:
+        return self.engine_shape[0] if self.engine_shape[0] != -1 else None
+
+    @property
+    def fixed_size(self) -> tuple[int, int] | None:
+        h, w = self._layout_hw(self.engine_shape)
+        return (h, w) if h != -1 and w != -1 else None
+
+    def _set_shape(self, shape: tuple[int, ...]) -> None:
+        shape = resolve_input_shape(self.input_name, self.engine_shape, shape, self.profile)
+        if not self.context.set_input_shape(self.input_name, shape):
+            raise RockedgeError(f"TensorRT rejected input shape {shape} for {self.path.name}")
+        plans = [TensorPlan(self.input_name, True, self.dtypes[self.input_name], shape)]
+        for name in self.outputs:
+            plans.append(TensorPlan(name, False, self.dtypes[name],
+                                    output_shape(name, dims(self.context.get_tensor_shape(name)))))
+        moved = self.buffers.ensure(plans)
+        # Addresses are set once per (re)allocation, not per call.
+        for name in moved:
+            if not self.context.set_tensor_address(name, self.buffers.device[name]):
+                raise RockedgeError(f"TensorRT rejected the buffer address of {name}")
+        self._shape = shape
+
+    # -- inference ---------------------------------------------------------------------------------
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        want = self.dtypes[self.input_name]
+        if batch.dtype != want:
+            raise RockedgeError(f"engine input is {want.name}, got {batch.dtype}")
+        if tuple(batch.shape) != self._shape:
+            self._set_shape(tuple(batch.shape))
+        host_in = self.buffers.host_view(self.input_name)
+        np.copyto(host_in, batch)
+        plan_in = self.buffers.plans[self.input_name]
+        self.stream.to_device(self.buffers.device[self.input_name], self.buffers.host[self.input_name], plan_in.nbytes)
+        if not self.context.execute_async_v3(self.stream.ptr):
+            raise RockedgeError(f"TensorRT execution failed for {self.path.name}")
+        for name in self.outputs:
+            self.stream.to_host(self.buffers.host[name], self.buffers.device[name], self.buffers.plans[name].nbytes)
+        self.stream.synchronize()
+        return self.buffers.host_view(self.output_name).copy()
+
+    def describe(self) -> dict[str, Any]:
+        return {"backend": self.name, "tensorrt": self.api.label, "gpu": self.gpu, "model": str(self.path),
+                "precision": self.manifest.precision}
+
+    def close(self) -> None:
+        buffers = getattr(self, "buffers", None)
+        if buffers is not None:
+            buffers.close()
+        stream = getattr(self, "stream", None)
+        if stream is not None:
+            stream.close()
+        for attr in ("context", "engine", "_runtime"):
+            if hasattr(self, attr):
+                delattr(self, attr)
+
+
+def require_tensorrt() -> str:
+    """TensorRT's version and the GPU, or one line saying which of the two is missing."""
+    trt = import_tensorrt()
+    require_gpu()
+    return str(trt.__version__)

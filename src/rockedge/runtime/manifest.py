@@ -1,0 +1,210 @@
+"""The manifest that travels beside a TensorRT plan (``model.plan.json``).
+
+A serialized engine only runs on the TensorRT version and GPU that built it, and carries no
+rockedge metadata; gluing a header onto it would break trtexec and DeepStream. So the ``.plan``
+stays plain and this JSON beside it records what built it and how to feed it. Reading and checking
+it needs neither TensorRT nor a GPU, so every rule here is tested on a CPU machine.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rockedge.atomic import write_json
+from rockedge.errors import RockedgeError
+from rockedge.spec import ModelSpec
+
+MANIFEST_SUFFIXES = (".json",)  # model.plan -> model.plan.json
+ALT_NAME = "{stem}.manifest.json"  # model.plan -> model.manifest.json (also accepted)
+FORMAT = 1
+
+
+def parse_version(text: str) -> tuple[int, ...]:
+    """'10.3.0.26' -> (10, 3, 0, 26); non-numeric tails ('8.6.1.post1') are cut."""
+    parts: list[int] = []
+    for piece in str(text).strip().split("."):
+        digits = ""
+        for ch in piece:
+            if not ch.isdigit():
+                break
+            digits += ch
+        if not digits:
+            break
+        parts.append(int(digits))
+    if not parts:
+        raise RockedgeError(f"cannot read a version number from {text!r}")
+    return tuple(parts)
+
+
+@dataclass
+class EngineManifest:
+    """What built a plan and how to feed it. ``input_shapes``: name -> {"min", "opt", "max"} shapes."""
+
+    spec: ModelSpec
+    tensorrt_version: str
+    gpu_name: str
+    compute_capability: str  # "8.7"
+    precision: str = "fp32"  # fp32 | fp16 | int8 | best
+    input_shapes: dict[str, dict[str, list[int]]] = field(default_factory=dict)
+    onnx_sha256: str | None = None
+    onnx_path: str | None = None
+    built_at: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    rockedge_version: str = field(default_factory=lambda: _rockedge_version())
+    # TensorRT >= 8.6 can build engines that later TensorRT versions / other GPUs accept.
+    version_compatible: bool = False
+    hardware_compatibility: str = "none"  # "none" | "ampere_plus"
+    plan_sha256: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "rockedge_version": self.rockedge_version,
+            "spec": self.spec.to_dict(),
+            "tensorrt_version": self.tensorrt_version,
+            "gpu_name": self.gpu_name,
+            "compute_capability": self.compute_capability,
+            "precision": self.precision,
+            "input_shapes": self.input_shapes,
+            "onnx_sha256": self.onnx_sha256,
+            "onnx_path": self.onnx_path,
+            "built_at": self.built_at,
+            "version_compatible": self.version_compatible,
+            "hardware_compatibility": self.hardware_compatibility,
+            "plan_sha256": self.plan_sha256,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], where: str = "manifest") -> "EngineManifest":
+        missing = [k for k in ("spec", "tensorrt_version", "gpu_name", "compute_capability") if k not in d]
+        if missing:
+            raise RockedgeError(f"{where} lacks {', '.join(missing)}; rebuild the engine with rockedge")
+        return cls(
+            spec=ModelSpec.from_dict(d["spec"]),
+            tensorrt_version=str(d["tensorrt_version"]),
+            gpu_name=str(d["gpu_name"]),
+            compute_capability=str(d["compute_capability"]),
+            precision=str(d.get("precision", "fp32")),
+            input_shapes={k: {kk: [int(x) for x in vv] for kk, vv in v.items()}
+                          for k, v in (d.get("input_shapes") or {}).items()},
+            onnx_sha256=d.get("onnx_sha256"),
+            onnx_path=d.get("onnx_path"),
+            built_at=str(d.get("built_at", "")),
+            rockedge_version=str(d.get("rockedge_version", "")),
+            version_compatible=bool(d.get("version_compatible", False)),
+            hardware_compatibility=str(d.get("hardware_compatibility", "none")),
+            plan_sha256=d.get("plan_sha256"),
+        )
+
+
+def _rockedge_version() -> str:
+    from rockedge import __version__
+
+    return __version__
+
+
+def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def manifest_path(plan: str | os.PathLike[str]) -> Path:
+    """Where the manifest of ``plan`` is written: ``model.plan`` -> ``model.plan.json``."""
+    plan = Path(plan)
+    return plan.with_name(plan.name + ".json")
+
+
+def find_manifest(plan: str | os.PathLike[str]) -> Path | None:
+    plan = Path(plan)
+    for p in (manifest_path(plan), plan.with_name(ALT_NAME.format(stem=plan.stem))):
+        if p.is_file():
+            return p
+    return None
+
+
+def write_manifest(plan: str | os.PathLike[str], manifest: EngineManifest) -> Path:
+    """Write ``manifest`` beside ``plan`` (atomically), filling in the plan's sha256."""
+    plan = Path(plan)
+    if plan.is_file() and manifest.plan_sha256 is None:
+        manifest.plan_sha256 = sha256_file(plan)
+    return write_json(manifest_path(plan), manifest.to_dict())
+
+
+def read_manifest(plan: str | os.PathLike[str]) -> EngineManifest:
+    plan = Path(plan)
+    path = find_manifest(plan)
+    if path is None:
+        raise RockedgeError(
+            f"{plan.name} has no manifest beside it ({manifest_path(plan).name}); rockedge needs it for the "
+            f"classes and preprocessing: rebuild the engine with `rockedge export --trt`, or copy the manifest with it"
+        )
+    try:
+        d = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise RockedgeError(f"cannot read {path}: {e}") from None
+    if not isinstance(d, dict):
+        raise RockedgeError(f"{path} is not a rockedge engine manifest")
+    return EngineManifest.from_dict(d, where=str(path))
+
+
+def rebuild_hint(plan: Path, m: EngineManifest) -> str:
+    onnx = m.onnx_path or plan.with_suffix(".onnx").name
+    return (f"rebuild it on this device from the ONNX: rockedge export --trt {onnx} "
+            f"(or trtexec --onnx={onnx} --saveEngine={plan.name})")
+
+
+def check_manifest(
+    m: EngineManifest,
+    plan: str | os.PathLike[str],
+    *,
+    tensorrt_version: str,
+    gpu_name: str,
+    compute_capability: str,
+) -> list[str]:
+    """Refuse a plan that this TensorRT or GPU cannot run; return warnings for what merely may be slower.
+
+    Rules: a plan runs only under the TensorRT version that built it (major.minor.patch), unless it
+    was built version-compatible (TensorRT >= 8.6), which later versions of the same major accept.
+    It runs only on the compute capability it was built for, unless built with the ``ampere_plus``
+    hardware compatibility level (then any GPU of capability >= 8.0). The same capability under
+    another GPU name loads, possibly slower: a warning.
+    """
+    plan = Path(plan)
+    built = parse_version(m.tensorrt_version)
+    here = parse_version(tensorrt_version)
+    hint = rebuild_hint(plan, m)
+    if m.version_compatible:
+        ok = built[0] == here[0] and here[:3] >= built[:3] and built[:2] >= (8, 6)
+    else:
+        ok = built[:3] == here[:3]
+    if not ok:
+        raise RockedgeError(
+            f"{plan.name} was built with TensorRT {m.tensorrt_version}, this is TensorRT {tensorrt_version}; "
+            f"engines do not move between TensorRT versions: {hint}"
+        )
+    cc_built, cc_here = parse_version(m.compute_capability), parse_version(compute_capability)
+    if m.hardware_compatibility == "ampere_plus":
+        ok = cc_here[:2] >= (8, 0)
+    else:
+        ok = cc_built[:2] == cc_here[:2]
+    if not ok:
+        raise RockedgeError(
+            f"{plan.name} was built for {m.gpu_name} (compute capability {m.compute_capability}); this GPU is "
+            f"{gpu_name} ({compute_capability}): {hint}"
+        )
+    warnings = []
+    if m.gpu_name and gpu_name and m.gpu_name != gpu_name and m.hardware_compatibility == "none":
+        warnings.append(f"{plan.name} was built on {m.gpu_name}, running on {gpu_name} (same compute capability; "
+                        "it loads, but tactics were tuned for the other GPU)")
+    if m.plan_sha256 and plan.is_file() and sha256_file(plan) != m.plan_sha256:
+        raise RockedgeError(f"{plan.name} does not match its manifest (sha256 differs): the plan was replaced "
+                            f"or the manifest belongs to another engine; {hint}")
+    return warnings
