@@ -11,7 +11,9 @@ import math
 import os
 import shutil
 import tempfile
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
@@ -139,21 +141,30 @@ def write_synth_video(
     rng = np.random.default_rng([seed, 0x51DE0])
     margin = 2.0  # canvas / frame: room to pan, zoom out slightly and rotate without leaving the scene
     bh, bw = int(h * margin), int(w * margin)
-    scene, scene_mask, _ = render(rng, (bh, bw), ref=min(h, w))
+    scene, scene_mask, _ = render(rng, (bh, bw), ref=min(h, w), regimes=("mixed", "pile", "gravel"), camera_effects=False)
     path = _camera_path(rng, frames, (h, w), (bh, bw))
     _check_target(masks, overwrite=True)
     with atomic.atomic_path(out_video) as tmp_video, _staging_dir(masks, overwrite=True) as tmp_masks:
         writer = cv2.VideoWriter(str(tmp_video), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (w, h))
         if not writer.isOpened():
             raise RockedgeError(f"OpenCV cannot write an mp4v video to {out_video} (no FFmpeg backend?)")
+        # Mask PNGs are encoded on worker threads (OpenCV releases the GIL) while frames are warped
+        # and encoded here: at 1080p a mask PNG costs as much as a video frame.
+        pool = ThreadPoolExecutor(max_workers=2)
+        pending: deque[Future[None]] = deque()
         try:
             for k, m in enumerate(tqdm(path, desc="synth-video", unit="frame", disable=not progress, leave=False)):
-                frame = cv2.warpAffine(scene, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
                 fmask = cv2.warpAffine(scene_mask, m, (w, h), flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_REFLECT)
+                pending.append(pool.submit(_imwrite, tmp_masks / f"{k:06d}.png", fmask, PNG_FLAGS))
+                frame = cv2.warpAffine(scene, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
                 writer.write(frame)
-                _imwrite(tmp_masks / f"{k:06d}.png", fmask, PNG_FLAGS)
+                while len(pending) > 8:
+                    pending.popleft().result()
+            while pending:
+                pending.popleft().result()
         finally:
             writer.release()
+            pool.shutdown(wait=True, cancel_futures=True)
         write_labelmap(tmp_masks / "labelmap.txt", LabelMap.default())
         umask = os.umask(0)
         os.umask(umask)
