@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from rockedge.errors import RockedgeError
-from rockedge.runtime.sources import warn
+from rockedge.runtime.sources import quiet_stderr, warn
 
 # Preferred codecs per container, best first. pip's OpenCV has no H.264 encoder, JetPack's usually does.
 CODECS: dict[str, tuple[str, ...]] = {
@@ -37,31 +37,13 @@ FALLBACK = (".mp4", "mp4v")
 MASK_VIDEO = (".mkv", "FFV1")
 
 
-@contextlib.contextmanager
-def _quiet_fd2() -> Any:
-    """Silence FFmpeg's own stderr chatter while probing codecs (it writes to fd 2 directly)."""
-    try:
-        saved = os.dup(2)
-    except OSError:
-        yield
-        return
-    try:
-        with open(os.devnull, "w") as null:
-            sys.stderr.flush()
-            os.dup2(null.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
 @lru_cache(maxsize=None)
 def writable_fourcc(suffix: str, fourcc: str, is_color: bool = True) -> bool:
     """Whether this OpenCV build can write ``fourcc`` into a ``suffix`` container (probed once)."""
     fd, tmp = tempfile.mkstemp(suffix=suffix)
     os.close(fd)
     try:
-        with _quiet_fd2():
+        with quiet_stderr():
             w = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*fourcc), 30.0, (64, 48), is_color)
             ok = w.isOpened()
             if ok:

@@ -8,6 +8,7 @@ Files are *finite* sources: every frame is processed. Cameras, URLs and GStreame
 from __future__ import annotations
 
 import abc
+import contextlib
 import glob as globmod
 import math
 import os
@@ -33,6 +34,24 @@ DEV_VIDEO_RE = re.compile(r"^/dev/video(\d+)$")
 def warn(message: str) -> None:
     """One warning line on stderr (kept out of stdout, which carries the summary)."""
     print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def quiet_stderr() -> Iterator[None]:
+    """Silence what OpenCV/FFmpeg/V4L2 print straight to fd 2 while probing, so a failure stays one line."""
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as null:
+            sys.stderr.flush()
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 @dataclass
@@ -105,7 +124,8 @@ class CaptureSource(Source):
         super().__init__(label)
         self.kind = kind
         self.live = live
-        self.cap = cv2.VideoCapture(target, api)
+        with quiet_stderr():
+            self.cap = cv2.VideoCapture(target, api)
         if not self.cap.isOpened():
             self.cap.release()
             raise RockedgeError(_open_error(kind, label))
