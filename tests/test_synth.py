@@ -164,6 +164,7 @@ def test_synth_video_frames_fps_and_masks(tmp_path: Path) -> None:
     assert [m.name for m in masks] == [f"{k:06d}.png" for k in range(6)]
     m0 = cv2.imread(str(masks[0]), cv2.IMREAD_UNCHANGED)
     m5 = cv2.imread(str(masks[5]), cv2.IMREAD_UNCHANGED)
+    assert m0 is not None and m5 is not None
     assert m0.shape == (64, 96) and set(np.unique(m0)) <= {0, 1}
     assert not np.array_equal(m0, m5), "the camera should move"
     assert not np.array_equal(frames[0], frames[5])

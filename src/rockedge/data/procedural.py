@@ -329,7 +329,7 @@ def _cast_shadow(height: np.ndarray, light: np.ndarray, ref: float) -> np.ndarra
         return np.zeros_like(height)
     eps = max(0.5, ref * scale * 0.002)
     for s in np.linspace(reach / steps, reach, steps):
-        m = np.float32([[1, 0, -dx * s], [0, 1, -dy * s]])
+        m = np.array([[1, 0, -dx * s], [0, 1, -dy * s]], np.float32)
         # Sample the height s px towards the sun (sub-pixel, edges replicated).
         ahead = cv2.warpAffine(small, m, (sw, sh), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         np.maximum(shadow, (ahead - small > s * tan_el + eps).astype(np.float32), out=shadow)

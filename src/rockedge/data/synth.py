@@ -145,7 +145,7 @@ def write_synth_video(
     path = _camera_path(rng, frames, (h, w), (bh, bw))
     _check_target(masks, overwrite=True)
     with atomic.atomic_path(out_video) as tmp_video, _staging_dir(masks, overwrite=True) as tmp_masks:
-        writer = cv2.VideoWriter(str(tmp_video), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (w, h))
+        writer = cv2.VideoWriter(str(tmp_video), cv2.VideoWriter.fourcc(*"mp4v"), float(fps), (w, h))
         if not writer.isOpened():
             raise RockedgeError(f"OpenCV cannot write an mp4v video to {out_video} (no FFmpeg backend?)")
         # Mask PNGs are encoded on worker threads (OpenCV releases the GIL) while frames are warped
