@@ -174,6 +174,13 @@ def test_synth_video_frames_fps_and_masks(tmp_path: Path) -> None:
 def test_synth_video_custom_masks_dir_and_errors(tmp_path: Path) -> None:
     write_synth_video(tmp_path / "v.mp4", frames=2, size_hw=(32, 32), masks_dir=tmp_path / "m", progress=False)
     assert len(list((tmp_path / "m").glob("*.png"))) == 2
+    # Re-running replaces a masks folder of ours, but never a folder holding anything else.
+    write_synth_video(tmp_path / "v.mp4", frames=1, size_hw=(32, 32), masks_dir=tmp_path / "m", progress=False)
+    assert len(list((tmp_path / "m").glob("*.png"))) == 1
+    (tmp_path / "m" / "notes.txt").write_text("mine")
+    with pytest.raises(RockedgeError, match="holds other files \\(notes.txt\\)"):
+        write_synth_video(tmp_path / "v.mp4", frames=1, size_hw=(32, 32), masks_dir=tmp_path / "m", progress=False)
+    assert (tmp_path / "m" / "notes.txt").exists()
     with pytest.raises(RockedgeError, match="must end in .mp4"):
         write_synth_video(tmp_path / "v.avi", frames=2, size_hw=(32, 32), progress=False)
     with pytest.raises(RockedgeError, match="--frames must be at least 1"):

@@ -143,7 +143,7 @@ def write_synth_video(
     bh, bw = int(h * margin), int(w * margin)
     scene, scene_mask, _ = render(rng, (bh, bw), ref=min(h, w), regimes=("mixed", "pile", "gravel"), camera_effects=False)
     path = _camera_path(rng, frames, (h, w), (bh, bw))
-    _check_target(masks, overwrite=True)
+    _check_masks_target(masks)
     with atomic.atomic_path(out_video) as tmp_video, _staging_dir(masks, overwrite=True) as tmp_masks:
         writer = cv2.VideoWriter(str(tmp_video), cv2.VideoWriter.fourcc(*"mp4v"), float(fps), (w, h))
         if not writer.isOpened():
@@ -221,6 +221,18 @@ def _check_target(out: Path, overwrite: bool) -> None:
         raise RockedgeError(f"{out} exists and is not a folder")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise RockedgeError(f"{out} already exists and is not empty; choose another --out or pass --overwrite")
+
+
+def _check_masks_target(masks: Path) -> None:
+    # The masks folder is replaced wholesale, so only ever replace one that holds nothing but masks.
+    if masks.exists() and not masks.is_dir():
+        raise RockedgeError(f"masks path {masks} exists and is not a folder")
+    if masks.is_dir():
+        foreign = [p.name for p in masks.iterdir() if not (p.suffix == ".png" or p.name == "labelmap.txt")]
+        if foreign:
+            raise RockedgeError(
+                f"masks folder {masks} holds other files ({', '.join(sorted(foreign)[:3])}); choose another --masks"
+            )
 
 
 @contextlib.contextmanager
