@@ -93,7 +93,7 @@ def colors_to_index(rgb: np.ndarray, colors: tuple[tuple[int, int, int], ...], s
     """Map an ``HxWx3`` RGB colour mask to class indices; a colour not in ``colors`` is an error naming ``source``."""
     keys = _keys(rgb.reshape(-1, 3))
     table = _keys(np.asarray(colors, dtype=np.uint8).reshape(-1, 3))
-    order = np.argsort(table)
+    order = np.argsort(table, kind="stable")  # duplicate palette entries: the first index wins
     sorted_table = table[order]
     # searchsorted over a handful of colours beats np.unique on millions of pixels.
     pos = np.clip(np.searchsorted(sorted_table, keys), 0, len(sorted_table) - 1)
