@@ -144,7 +144,8 @@ def read_manifest(plan: str | os.PathLike[str]) -> EngineManifest:
     if path is None:
         raise RockedgeError(
             f"{plan.name} has no manifest beside it ({manifest_path(plan).name}); rockedge needs it for the "
-            f"classes and preprocessing: rebuild the engine with `rockedge export --trt`, or copy the manifest with it"
+            f"classes and preprocessing: copy it along with the plan, or write one where the plan is built "
+            "(rockedge.runtime.manifest.write_manifest)"
         )
     try:
         d = json.loads(path.read_text())
@@ -157,8 +158,8 @@ def read_manifest(plan: str | os.PathLike[str]) -> EngineManifest:
 
 def rebuild_hint(plan: Path, m: EngineManifest) -> str:
     onnx = m.onnx_path or plan.with_suffix(".onnx").name
-    return (f"rebuild it on this device from the ONNX: rockedge export --trt {onnx} "
-            f"(or trtexec --onnx={onnx} --saveEngine={plan.name})")
+    return (f"rebuild it on this device from the ONNX: trtexec --onnx={onnx} --saveEngine={plan.name}, "
+            "then write its manifest (rockedge.runtime.manifest.write_manifest)")
 
 
 def check_manifest(

@@ -73,7 +73,7 @@ def dtype_of(trt_dtype: Any, api: TrtApi | None = None, *, tensor: str = "") -> 
     if api is not None and name == "UINT8" and not api.uint8_io:
         raise RockedgeError(
             f"tensor {tensor} is UINT8, which TensorRT {api.label} cannot take as I/O (needs 8.6+); export "
-            "with --input-format float for this device"
+            "with --input float for this device"
         )
     return np.dtype(DTYPES[name])
 
