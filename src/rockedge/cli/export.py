@@ -28,6 +28,9 @@ def _budget_options(f: Any) -> Any:
             click.option("--min-iou", type=float, default=None, help="Override: minimum per-class IoU between masks (0-1)."),
             click.option("--max-abs-diff", type=float, default=None,
                          help="Override: maximum absolute logit difference (logits outputs only)."),
+            click.option("--tie-margin", type=float, default=None,
+                         help="Pixels whose reference logits are closer than this are ties, not disagreements "
+                              "(default 1e-4).", ),
             click.option("--data", "data_dir", type=click.Path(path_type=Path), default=None,
                          help="Dataset folder: compare on its val images (default: generated rock scenes)."),
             click.option("--n", "n", type=int, default=8, show_default=True, help="Number of frames to compare."),
@@ -80,7 +83,7 @@ def register(group: click.Group) -> None:
     def export_cmd(checkpoint: Path, out: Path | None, imgsz: tuple[int, int] | None, batch: int, dynamic: bool,
                    opset: int, simplify: bool, input_format: str, output_format: str, trust_pickle: bool, seed: int,
                    precision: str, min_agreement: float | None, min_boundary: float | None, min_iou: float | None,
-                   max_abs_diff: float | None, data_dir: Path | None, n: int) -> None:
+                   max_abs_diff: float | None, tie_margin: float | None, data_dir: Path | None, n: int) -> None:
         """Export a checkpoint to ONNX, lint it for TensorRT, and check parity against PyTorch.
 
         Accepts rockedge checkpoints and the original project's DeepLabV3 state_dict. Exits 1 when parity is
@@ -90,7 +93,7 @@ def register(group: click.Group) -> None:
         from rockedge.export.pipeline import export_and_verify
 
         budget = _budget(precision, min_agreement=min_agreement, min_boundary_agreement=min_boundary,
-                         min_iou=min_iou, max_abs_diff=max_abs_diff)
+                         min_iou=min_iou, max_abs_diff=max_abs_diff, tie_margin=tie_margin)
         out = out or checkpoint.with_suffix(".onnx")
         outcome = export_and_verify(
             checkpoint, out, data_dir=data_dir, n=n, budget=budget, seed=seed, trust_pickle=trust_pickle,
@@ -132,7 +135,7 @@ def register(group: click.Group) -> None:
     def verify_cmd(reference: Path, candidate: Path, imgsz: tuple[int, int] | None, batch: int,
                    report_path: Path | None, trust_pickle: bool, seed: int, precision: str,
                    min_agreement: float | None, min_boundary: float | None, min_iou: float | None,
-                   max_abs_diff: float | None, data_dir: Path | None, n: int) -> None:
+                   max_abs_diff: float | None, tie_margin: float | None, data_dir: Path | None, n: int) -> None:
         """Check that CANDIDATE segments like REFERENCE (checkpoint, .onnx; engines where supported).
 
         Exit code 0 when within budget, 1 when not (or on error).
@@ -141,7 +144,7 @@ def register(group: click.Group) -> None:
         from rockedge.export.pipeline import verify_models
 
         budget = _budget(precision, min_agreement=min_agreement, min_boundary_agreement=min_boundary,
-                         min_iou=min_iou, max_abs_diff=max_abs_diff)
+                         min_iou=min_iou, max_abs_diff=max_abs_diff, tie_margin=tie_margin)
         report = verify_models(reference, candidate, data_dir=data_dir, n=n, imgsz=imgsz, batch=batch,
                                budget=budget, seed=seed, trust_pickle=trust_pickle)
         click.echo(report.table())

@@ -156,7 +156,7 @@ def export_onnx(
 
     torch = _torch()
     onnx = _onnx()
-    steps = tqdm(total=5, desc="export", unit="step", disable=not progress, leave=False)
+    steps = tqdm(total=5, desc="export", unit="step", disable=None if progress else True, leave=False)  # None: off when not a terminal
     t0 = time.perf_counter()
     times: dict[str, float] = {}
 

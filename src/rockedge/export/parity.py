@@ -24,9 +24,12 @@ from rockedge.runtime.preprocess import prepare, to_masks
 # Defaults per precision. FP32 should be bit-for-bit in argmax except ties; FP16 and INT8 engines (later
 # issues) move logits enough to flip pixels along boundaries, hence the looser boundary budgets.
 PRESETS: dict[str, dict[str, float | None]] = {
-    "fp32": {"min_agreement": 0.9999, "min_boundary_agreement": 0.999, "max_abs_diff": 1e-2, "min_iou": 0.999},
-    "fp16": {"min_agreement": 0.995, "min_boundary_agreement": 0.97, "max_abs_diff": None, "min_iou": 0.98},
-    "int8": {"min_agreement": 0.98, "min_boundary_agreement": 0.90, "max_abs_diff": None, "min_iou": 0.95},
+    "fp32": {"min_agreement": 0.9999, "min_boundary_agreement": 0.999, "max_abs_diff": 1e-2, "min_iou": 0.999,
+             "tie_margin": 1e-4},
+    "fp16": {"min_agreement": 0.995, "min_boundary_agreement": 0.97, "max_abs_diff": None, "min_iou": 0.98,
+             "tie_margin": 1e-4},
+    "int8": {"min_agreement": 0.98, "min_boundary_agreement": 0.90, "max_abs_diff": None, "min_iou": 0.95,
+             "tie_margin": 1e-4},
 }
 
 
@@ -39,6 +42,10 @@ class ParityBudget:
     min_boundary_agreement: float | None = 0.999
     max_abs_diff: float | None = 1e-2  # only checked when both sides output logits
     min_iou: float | None = 0.999  # per class, between the two masks
+    # A pixel whose reference top-2 logits are closer than this has no defined class at float precision:
+    # if the candidate picks the other class there, that is a tie, not a disagreement (counted as ``tie_flips``).
+    # Without it, a model with flat logits fails FP32 parity on a handful of pixels that differ by 1e-7.
+    tie_margin: float | None = 1e-4
 
     @classmethod
     def for_precision(cls, precision: str = "fp32", **overrides: float | None) -> "ParityBudget":
@@ -51,7 +58,7 @@ class ParityBudget:
         for k, v in given.items():
             if k not in PRESETS[key]:
                 raise RockedgeError(f"unknown budget field {k!r}")
-            if k != "max_abs_diff" and not 0.0 <= float(v) <= 1.0:
+            if k not in ("max_abs_diff", "tie_margin") and not 0.0 <= float(v) <= 1.0:
                 raise RockedgeError(f"{k.replace('_', '-')} is a fraction between 0 and 1, got {v}")
         return replace(budget, **given)
 
@@ -75,6 +82,11 @@ class ParityReport:
     passed: bool = True
     failures: list[str] = field(default_factory=list)
     frame_source: str = ""
+    raw_agreement: float = float("nan")  # agreement counting tie flips as disagreements
+    tie_pixels: int = 0  # reference pixels within tie_margin of a class change
+    tie_flips: int = 0  # of those, pixels where the candidate picked the other class
+    # Share of each class in the reference masks: a one-class reference makes any agreement meaningless.
+    reference_class_share: dict[str, float] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -113,9 +125,13 @@ class ParityReport:
         lines = [
             f"parity ({b.precision} budget): {ref} [{self.reference.get('backend')}] vs {cand} "
             f"[{self.candidate.get('backend')}]",
-            f"  {self.frames} frames ({self.frame_source or 'given'}) at {h}x{w}, batch {self.batch}",
+            f"  {self.frames} frames ({self.frame_source or 'given'}) at {h}x{w}, batch {self.batch}; reference masks: "
+            + ", ".join(f"{k} {v * 100:.1f} %" for k, v in self.reference_class_share.items()),
         ]
         lines += [f"  {n:<{width}}  {v:<18} {lim:<12} {st}".rstrip() for n, v, lim, st in rows]
+        if self.tie_flips:
+            lines.append(f"  ({self.tie_flips} of {self.tie_pixels} near-tie pixels, reference margin <= "
+                         f"{b.tie_margin:g}, flipped; counted as agreeing. Raw agreement {self.raw_agreement * 100:.4f} %)")
         lines.append(f"  result: {'PASS' if self.passed else 'FAIL'}")
         lines += [f"  - {f}" for f in self.failures]
         return "\n".join(lines)
@@ -180,7 +196,10 @@ def compare(
 
     logits = reference.spec.output_format == "logits" and candidate.spec.output_format == "logits"
     agree = MaskAgreement(reference.spec.num_classes)
+    raw = MaskAgreement(reference.spec.num_classes)
+    tie_pixels = tie_flips = 0
     max_diff, diff_sum, diff_n = 0.0, 0.0, 0
+    counts = np.zeros(reference.spec.num_classes, np.int64)
     for r, c in zip(ref_out, cand_out):
         if logits:
             if r.shape != c.shape:
@@ -193,7 +212,16 @@ def compare(
         mb = to_masks(c[None], candidate.spec)[0]
         if ma.shape != mb.shape:
             raise RockedgeError(f"mask shapes differ: {ma.shape} vs {mb.shape}")
+        raw.update(ma, mb)
+        if budget.tie_margin is not None and reference.spec.output_format == "logits" and r.shape[0] > 1:
+            top2 = np.partition(r, r.shape[0] - 2, axis=0)[-2:]
+            tie = (top2[1] - top2[0]) <= budget.tie_margin
+            flips = tie & (ma != mb)
+            tie_pixels += int(tie.sum())
+            tie_flips += int(flips.sum())
+            mb = np.where(flips, ma, mb)
         agree.update(ma, mb)
+        counts += np.bincount(ma.ravel(), minlength=len(counts))[: len(counts)]
 
     iou = {name: float(v) for name, v in zip(reference.spec.classes, agree.iou())}
     report = ParityReport(
@@ -210,6 +238,10 @@ def compare(
         iou=iou,
         budget=budget,
         frame_source=frame_source,
+        raw_agreement=float(raw.agreement),
+        tie_pixels=tie_pixels,
+        tie_flips=tie_flips,
+        reference_class_share={n: float(c / max(1, counts.sum())) for n, c in zip(reference.spec.classes, counts)},
         seconds={"reference": round(ref_s, 3), "candidate": round(cand_s, 3)},
     )
     report.failures = _check(report, budget)
