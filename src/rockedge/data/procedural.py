@@ -164,7 +164,7 @@ def render(
         _place_rock(rock_id, height, facet, k + 1, xs[k], ys[k], polys[k], lifts[k], flank[k], power[k], tall[k], bumpy[k])
     mask = (rock_id > 0).astype(np.uint8)
     # Colours: a share of rocks is the ground's own material (the hard case), the rest from ROCKS.
-    camouflage = rng.uniform(0.15, 0.65)
+    camouflage = rng.uniform(0.1, 0.5)
     own = rng.uniform(size=n) < camouflage
     rock_names = list(ROCKS)
     picks = rng.integers(0, len(rock_names), n)
