@@ -1,3 +1,3 @@
 from rockedge.cli import main
 
-main()
+main(prog_name="rockedge")

@@ -17,7 +17,7 @@ import click
 from rockedge import __version__
 from rockedge.errors import RockedgeError
 
-COMMAND_MODULES = ("data", "train", "export", "run")
+COMMAND_MODULES = ("data", "train", "export", "run", "demo")
 
 
 class RockedgeGroup(click.Group):

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Create .venv and install rockedge with the given extras (default: dev). Idempotent and quiet.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+extras="${1:-dev}"
+py="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+  "$py" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null
+# torch/torchvision are pinned here (not in pyproject) so a Jetson keeps JetPack's own torch.
+.venv/bin/python -m pip install -q --disable-pip-version-check "torch==2.14.1" "torchvision==0.29.1"
+.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[${extras}]"
