@@ -82,6 +82,7 @@ class ParityReport:
     passed: bool = True
     failures: list[str] = field(default_factory=list)
     frame_source: str = ""
+    warnings: list[str] = field(default_factory=list)  # why a pass may prove little
     raw_agreement: float = float("nan")  # agreement counting tie flips as disagreements
     tie_pixels: int = 0  # reference pixels within tie_margin of a class change
     tie_flips: int = 0  # of those, pixels where the candidate picked the other class
@@ -132,6 +133,7 @@ class ParityReport:
         if self.tie_flips:
             lines.append(f"  ({self.tie_flips} of {self.tie_pixels} near-tie pixels, reference margin <= "
                          f"{b.tie_margin:g}, flipped; counted as agreeing. Raw agreement {self.raw_agreement * 100:.4f} %)")
+        lines += [f"  warning: {w}" for w in self.warnings]
         lines.append(f"  result: {'PASS' if self.passed else 'FAIL'}")
         lines += [f"  - {f}" for f in self.failures]
         return "\n".join(lines)
@@ -244,6 +246,12 @@ def compare(
         reference_class_share={n: float(c / max(1, counts.sum())) for n, c in zip(reference.spec.classes, counts)},
         seconds={"reference": round(ref_s, 3), "candidate": round(cand_s, 3)},
     )
+    pixels = max(1, raw.pixels)
+    if tie_pixels > 0.5 * pixels:
+        report.warnings.append(f"{tie_pixels / pixels * 100:.0f} % of pixels are near-ties: the reference's logits are "
+                               "flat (untrained model?), so agreement proves little")
+    if max(report.reference_class_share.values()) > 0.99:
+        report.warnings.append("the reference paints > 99 % of pixels one class: use real images (--data) or a trained model")
     report.failures = _check(report, budget)
     report.passed = not report.failures
     return report
