@@ -219,7 +219,9 @@ def train(cfg: TrainConfig) -> Path:
     fg = spec.classes[1]
     t_start = time.monotonic()
 
-    for epoch in range(start_epoch, cfg.epochs):
+    planned = cfg.epochs  # may shrink to fit --max-minutes, so the LR schedule still ends at its floor
+    epoch = start_epoch
+    while epoch < planned:
         tset.epoch = epoch
         if sampler is not None:
             sampler.set_epoch(epoch)
@@ -231,7 +233,7 @@ def train(cfg: TrainConfig) -> Path:
         if cfg.progress and main_proc:
             from tqdm import tqdm
 
-            it = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch", leave=False)
+            it = tqdm(loader, desc=f"epoch {epoch + 1}/{planned}", unit="batch", leave=False)
         for step, (x, y) in enumerate(it):
             for g in opt.param_groups:
                 g["lr"] = cfg.lr * _lr_factor(epoch * steps_per_epoch + step, total_steps, warmup)
@@ -288,15 +290,26 @@ def train(cfg: TrainConfig) -> Path:
             if cfg.progress:
                 iou_fg = report["iou"].get(fg)
                 print(
-                    f"epoch {epoch + 1}/{cfg.epochs}  loss {mean_loss:.4f}  mIoU {report['miou']:.4f}  "
+                    f"epoch {epoch + 1}/{planned}  loss {mean_loss:.4f}  mIoU {report['miou']:.4f}  "
                     f"IoU[{fg}] {iou_fg if iou_fg is None else round(iou_fg, 4)}  ({train_time:.0f}s)"
                     + ("  *best" if improved else ""),
                     flush=True,
                 )
-        if cfg.max_minutes is not None and (time.monotonic() - t_start) / 60 >= cfg.max_minutes:
-            if main_proc and cfg.progress:
-                print(f"time budget of {cfg.max_minutes} min reached after epoch {epoch + 1}; stopping", flush=True)
-            break
+        epoch += 1
+        if cfg.max_minutes is not None:
+            elapsed = time.monotonic() - t_start
+            per_epoch = elapsed / (epoch - start_epoch)
+            fit = max(epoch, int(cfg.max_minutes * 60 / per_epoch))
+            if fit < planned:
+                if world > 1:  # every rank must agree on the number of epochs
+                    t = torch.tensor([fit], device=device)
+                    dist.all_reduce(t, op=dist.ReduceOp.MIN)
+                    fit = int(t.item())
+                planned = fit
+                total_steps = steps_per_epoch * planned
+                if main_proc and cfg.progress:
+                    print(f"--max-minutes {cfg.max_minutes:g}: {per_epoch:.0f}s per epoch, schedule fitted to "
+                          f"{planned} epochs", flush=True)
 
     if main_proc:
         write_json(out / "config.json", cfg.to_dict())
