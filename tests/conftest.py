@@ -22,8 +22,20 @@ def _has_cuda() -> bool:
         return False
 
 
+def _has_tensorrt() -> bool:
+    """A real TensorRT, not the stub-only package tensorrt-stubs leaves importable."""
+    if importlib.util.find_spec("tensorrt") is None:
+        return False
+    try:
+        import tensorrt
+
+        return hasattr(tensorrt, "Runtime")
+    except Exception:
+        return False
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    has_trt = importlib.util.find_spec("tensorrt") is not None
+    has_trt = _has_tensorrt()
     cuda = None
     for item in items:
         if "gpu" in item.keywords or "tensorrt" in item.keywords:

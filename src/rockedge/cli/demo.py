@@ -42,15 +42,38 @@ def demo_cmd(out: Path, arch: str, n_scenes: int, imgsz: int, epochs: int, max_m
     best = train(cfg)
 
     _step(3, total, "evaluating the best checkpoint on the held-out split")
-    from rockedge.cli.train import eval_cmd
+    _cli("eval", "--model", best, "--data", data, "--json", run_dir / "best.eval.json")
 
-    ctx = click.get_current_context()
-    ctx.invoke(eval_cmd, model_path=best, data=data, split="val", batch=4, imgsz=None, backend="auto",
-               providers=None, json_path=run_dir / "best.eval.json", trust_pickle=False)
+    onnx = out / "model.onnx"
+    h, w = video_model_size(imgsz)
+    _step(4, total, f"exporting to ONNX at {h}x{w} and checking parity with PyTorch on held-out images")
+    _cli("export", best, "--out", onnx, "--imgsz", h, w, "--data", data)
+
+    video, overlay = out / "rocks.mp4", out / "overlay.mp4"
+    _step(5, total, "segmenting a generated rock video with the exported model (ONNX Runtime, no torch)")
+    _cli("data", "synth-video", "--out", video, "--frames", 90, "--size", "960x540", "--fps", 29.97, "--seed", seed)
+    _cli("run", "--engine", onnx, video, "--out", overlay, "--save-mask")
 
     click.secho(f"\ndone in {(time.monotonic() - t0) / 60:.1f} min", bold=True)
-    click.echo(f"  checkpoint : {best}")
-    click.echo(f"  metrics    : {run_dir / 'metrics.csv'}, plot {run_dir / 'results.png'}")
+    click.echo(f"  checkpoint : {best}  (metrics {run_dir / 'metrics.csv'}, plot {run_dir / 'results.png'})")
+    click.echo(f"  onnx model : {onnx}  (parity report {onnx.with_suffix('.parity.json')})")
+    click.echo(f"  overlay    : {overlay}  (per-frame stats and summary beside it)")
+
+
+def video_model_size(imgsz: int) -> tuple[int, int]:
+    """A 16:9-ish model input with about the training crop's height, in multiples of 16."""
+    return imgsz, (imgsz * 16 // 9 + 15) // 16 * 16
+
+
+def _cli(*args: object) -> None:
+    """Run one rockedge command exactly as a user would type it (errors propagate as one line)."""
+    from rockedge.cli import main
+
+    argv = [str(a) for a in args]
+    click.secho("$ rockedge " + " ".join(argv), fg="cyan")
+    code = main.main(args=argv, prog_name="rockedge", standalone_mode=False)
+    if code:  # a command that reports failure by exit code (e.g. parity over budget)
+        raise click.exceptions.Exit(code)
 
 
 def register(group: click.Group) -> None:

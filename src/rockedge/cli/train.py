@@ -66,10 +66,11 @@ def train_cmd(data: Path, arch: str, epochs: int, batch: int, imgsz: tuple[int, 
 @click.option("--model", "model_path", required=True, type=click.Path(path_type=Path),
               help="A checkpoint (.pt), ONNX model or TensorRT engine.")
 @click.option("--data", required=True, type=click.Path(path_type=Path), help="Dataset folder.")
-@click.option("--split", type=click.Choice(["train", "val", "all"]), default="val", show_default=True)
+@click.option("--split", type=click.Choice(["train", "val", "all"]), default="val", show_default=True, help="Which split to score.")
 @click.option("--batch", type=int, default=4, show_default=True, help="Ignored for static-batch models.")
 @click.option("--imgsz", type=(int, int), default=None, metavar="H W", help="Inference size (checkpoints only; default: the spec's).")
-@click.option("--backend", type=click.Choice(["auto", "ort", "trt", "torch"]), default="auto", show_default=True)
+@click.option("--backend", type=click.Choice(["auto", "ort", "trt", "torch"]), default="auto", show_default=True,
+              help="Inference backend; auto picks by file type (.pt torch, .onnx ONNX Runtime, .plan TensorRT).")
 @click.option("--providers", help="ONNX Runtime providers in order, comma-separated (cpu, cuda, trt).")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Report path (default: <model>.eval.json).")
 @click.option("--trust-pickle", is_flag=True, help="Allow loading a pickled whole model (runs code from the file).")
