@@ -121,11 +121,20 @@ class Segmenter:
     def preprocess(self, frames: Sequence[np.ndarray]) -> tuple[np.ndarray, list[Geometry]]:
         """Frames -> the model's input batch (padded to a fixed batch by repeating the last frame)."""
         batch, geoms = prepare(list(frames), self.spec, self.input_size)
+        return self.collate([batch]), geoms
+
+    def prepare_frame(self, frame: np.ndarray) -> tuple[np.ndarray, Geometry]:
+        """One frame -> a ``(1, ...)`` model input and its geometry; the pipeline runs this off the inference thread."""
+        x, (geom,) = prepare([frame], self.spec, self.input_size)
+        return x, geom
+
+    def collate(self, inputs: Sequence[np.ndarray]) -> np.ndarray:
+        """Join prepared inputs into one batch, padded to a fixed-batch model's size with the last frame."""
+        batch = inputs[0] if len(inputs) == 1 else np.concatenate(inputs)
         fixed = self.backend.fixed_batch
         if fixed is not None and 0 < batch.shape[0] < fixed:
-            pad = np.repeat(batch[-1:], fixed - batch.shape[0], axis=0)
-            batch = np.concatenate([batch, pad])
-        return batch, geoms
+            batch = np.concatenate([batch, np.repeat(batch[-1:], fixed - batch.shape[0], axis=0)])
+        return batch
 
     def infer(self, batch: np.ndarray, n: int | None = None) -> np.ndarray:
         """Model input batch -> ``(n, h, w)`` uint8 class masks at model resolution."""
