@@ -34,7 +34,7 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, help="budget per architecture (default: 10 MobileNetV3, 6 ResNet-50)")
     ap.add_argument("--epochs", type=int, default=40, help="upper bound; the budget usually ends training first")
     ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--lr", type=float, default=5e-3)
     ap.add_argument("--json", type=Path, default=Path(".bench/bench_train.json"))
     args = ap.parse_args()
 

@@ -38,7 +38,7 @@ def demo_cmd(out: Path, arch: str, n_scenes: int, imgsz: int, epochs: int, max_m
     _step(2, total, f"training {arch} on the CPU (<= {epochs} epochs, <= {max_minutes:g} min)")
     run_dir = out / "run"
     cfg = TrainConfig(data=str(data), out=str(run_dir), arch=arch, epochs=epochs, batch=8, imgsz=(imgsz, imgsz),
-                      lr=2e-3, seed=seed, max_minutes=max_minutes)
+                      lr=5e-3, seed=seed, max_minutes=max_minutes)
     best = train(cfg)
 
     _step(3, total, "evaluating the best checkpoint on the held-out split")
