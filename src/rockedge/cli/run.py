@@ -28,6 +28,7 @@ import click
               help="Expected class names, comma-separated; the run stops if the model disagrees.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option("--max-frames", type=int, default=None, help="Stop after this many frames.")
+@click.option("--trust-pickle", is_flag=True, help="Allow a checkpoint that pickles a whole model (runs code from it).")
 def run_cmd(
     model: str,
     source: str,
@@ -43,6 +44,7 @@ def run_cmd(
     classes: str | None,
     no_progress: bool,
     max_frames: int | None,
+    trust_pickle: bool,
 ) -> None:
     """Segment SOURCE with MODEL and write an overlay, masks, JSON lines and a summary.
 
@@ -73,6 +75,7 @@ def run_cmd(
             providers=[p.strip() for p in providers.split(",") if p.strip()] if providers else None,
             imgsz=tuple(imgsz) if imgsz else None,
             batch=batch,
+            trust_pickle=trust_pickle,
             alpha=alpha,
             contours=contours,
             classes=[c.strip() for c in classes.split(",")] if classes else None,

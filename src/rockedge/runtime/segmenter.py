@@ -50,13 +50,15 @@ class Segmenter:
         contours: bool = False,
         draw: bool = True,
         classes: Sequence[str] | None = None,
+        trust_pickle: bool = False,
     ) -> None:
         if isinstance(model, Backend):
             self.backend = model
         else:
             from rockedge.runtime.backends.loader import open_backend
 
-            self.backend = open_backend(model, backend=backend, providers=list(providers) if providers else None)
+            self.backend = open_backend(model, backend=backend, providers=list(providers) if providers else None,
+                                        trust_pickle=trust_pickle)
         try:
             self.spec: ModelSpec = self.backend.spec
             self.input_size = self._check_size(imgsz)
