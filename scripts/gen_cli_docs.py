@@ -24,10 +24,17 @@ def iter_commands(cmd: click.Command, path: tuple[str, ...] = ("rockedge",)):
 
 
 def help_text(cmd: click.Command, path: tuple[str, ...]) -> str:
-    parent = None
-    for name in path[:-1]:
-        parent = click.Context(click.Group(name), info_name=name, parent=parent)
-    ctx = click.Context(cmd, info_name=path[-1], parent=parent, terminal_width=100, max_content_width=100)
+    # Build the same context chain a real invocation has: the root group's context_settings (-h/--help,
+    # width) are inherited by every subcommand. Click caches each command's help option on first use,
+    # so contexts built any other way would make the output depend on what ran before.
+    from rockedge.cli import main
+
+    ctx = click.Context(main, info_name="rockedge", **main.context_settings)
+    group: click.Command = main
+    for name in path[1:]:
+        assert isinstance(group, click.Group)
+        group = group.commands[name]
+        ctx = click.Context(group, info_name=name, parent=ctx)
     return cmd.get_help(ctx)
 
 

@@ -27,10 +27,10 @@ def _budget_options(f: Any) -> Any:
                          help="Override: minimum agreement within 2 px of class boundaries (0-1)."),
             click.option("--min-iou", type=float, default=None, help="Override: minimum per-class IoU between masks (0-1)."),
             click.option("--max-abs-diff", type=float, default=None,
-                         help="Override: maximum absolute logit difference (logits outputs only)."),
+                         help="Override: maximum logit difference, in units of max(1, largest |reference logit|) (logits outputs only)."),
             click.option("--tie-margin", type=float, default=None,
-                         help="Pixels whose reference logits are closer than this are ties, not disagreements "
-                              "(default 1e-4).", ),
+                         help="Pixels whose reference top-2 logits are closer than this (same units as --max-abs-diff) are "
+                              "ties, not disagreements (default 1e-4).", ),
             click.option("--data", "data_dir", type=click.Path(path_type=Path), default=None,
                          help="Dataset folder: compare on its val images (default: generated rock scenes)."),
             click.option("--n", "n", type=int, default=8, show_default=True, help="Number of frames to compare."),

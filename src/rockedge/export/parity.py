@@ -40,6 +40,9 @@ class ParityBudget:
     precision: str = "fp32"
     min_agreement: float | None = 0.9999
     min_boundary_agreement: float | None = 0.999
+    # Both logit tolerances scale with the reference's largest |logit| (never tighter than absolute):
+    # FP32 error is relative, and a model trained with a weighted loss can have logits in the thousands,
+    # where 1e-6 relative noise alone is several 1e-3 absolute.
     max_abs_diff: float | None = 1e-2  # only checked when both sides output logits
     min_iou: float | None = 0.999  # per class, between the two masks
     # A pixel whose reference top-2 logits are closer than this has no defined class at float precision:
@@ -89,6 +92,7 @@ class ParityReport:
     # Share of each class in the reference masks: a one-class reference makes any agreement meaningless.
     reference_class_share: dict[str, float] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    logit_scale: float = 1.0  # max(1, largest |reference logit|): the unit the logit tolerances are in
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -116,7 +120,8 @@ class ParityReport:
             ok = value <= limit if op == "<=" else value >= limit
             rows.append((name, shown, f"{op} {lim}", "ok" if ok else "FAIL"))
 
-        row("max |logit diff|", self.max_abs_diff, ".3e", b.max_abs_diff, "<=")
+        row("max |logit diff|", self.max_abs_diff, ".3e",
+            None if b.max_abs_diff is None else b.max_abs_diff * self.logit_scale, "<=")
         row("mean |logit diff|", self.mean_abs_diff, ".3e", None, "<=")
         row("mask agreement", self.agreement, "", b.min_agreement, ">=", pct=True)
         row("boundary agreement", self.boundary_agreement, "", b.min_boundary_agreement, ">=", pct=True)
@@ -201,6 +206,10 @@ def compare(
     raw = MaskAgreement(reference.spec.num_classes)
     tie_pixels = tie_flips = 0
     max_diff, diff_sum, diff_n = 0.0, 0.0, 0
+    scale = 1.0
+    if reference.spec.output_format == "logits":
+        scale = max([1.0] + [float(np.abs(r).max()) for r in ref_out])
+    tie_margin = None if budget.tie_margin is None else budget.tie_margin * scale
     counts = np.zeros(reference.spec.num_classes, np.int64)
     for r, c in zip(ref_out, cand_out):
         if logits:
@@ -215,9 +224,9 @@ def compare(
         if ma.shape != mb.shape:
             raise RockedgeError(f"mask shapes differ: {ma.shape} vs {mb.shape}")
         raw.update(ma, mb)
-        if budget.tie_margin is not None and reference.spec.output_format == "logits" and r.shape[0] > 1:
+        if tie_margin is not None and reference.spec.output_format == "logits" and r.shape[0] > 1:
             top2 = np.partition(r, r.shape[0] - 2, axis=0)[-2:]
-            tie = (top2[1] - top2[0]) <= budget.tie_margin
+            tie = (top2[1] - top2[0]) <= tie_margin
             flips = tie & (ma != mb)
             tie_pixels += int(tie.sum())
             tie_flips += int(flips.sum())
@@ -245,6 +254,7 @@ def compare(
         tie_flips=tie_flips,
         reference_class_share={n: float(c / max(1, counts.sum())) for n, c in zip(reference.spec.classes, counts)},
         seconds={"reference": round(ref_s, 3), "candidate": round(cand_s, 3)},
+        logit_scale=scale,
     )
     pixels = max(1, raw.pixels)
     if tie_pixels > 0.5 * pixels:
@@ -259,8 +269,8 @@ def compare(
 
 def _check(r: ParityReport, b: ParityBudget) -> list[str]:
     out = []
-    if b.max_abs_diff is not None and r.max_abs_diff is not None and r.max_abs_diff > b.max_abs_diff:
-        out.append(f"max |logit diff| {r.max_abs_diff:.3e} > {b.max_abs_diff:g}")
+    if b.max_abs_diff is not None and r.max_abs_diff is not None and r.max_abs_diff > b.max_abs_diff * r.logit_scale:
+        out.append(f"max |logit diff| {r.max_abs_diff:.3e} > {b.max_abs_diff:g} x logit scale {r.logit_scale:.4g}")
     if b.min_agreement is not None and r.agreement < b.min_agreement:
         out.append(f"mask agreement {r.agreement * 100:.4f} % < {b.min_agreement * 100:g} %")
     if b.min_boundary_agreement is not None and r.boundary_agreement < b.min_boundary_agreement:
