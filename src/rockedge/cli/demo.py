@@ -17,7 +17,7 @@ def _step(n: int, total: int, text: str) -> None:
 @click.option("--arch", default="deeplabv3_mobilenet_v3_large", show_default=True, help="Architecture to train.")
 @click.option("--n", "n_scenes", type=int, default=200, show_default=True, help="Synthetic scenes to generate.")
 @click.option("--imgsz", type=int, default=192, show_default=True, help="Square training/model size.")
-@click.option("--epochs", type=int, default=12, show_default=True)
+@click.option("--epochs", type=int, default=25, show_default=True, help="Upper bound; --max-minutes usually ends training first.")
 @click.option("--max-minutes", type=float, default=7.0, show_default=True, help="Training time budget.")
 @click.option("--seed", type=int, default=0, show_default=True)
 def demo_cmd(out: Path, arch: str, n_scenes: int, imgsz: int, epochs: int, max_minutes: float, seed: int) -> None:

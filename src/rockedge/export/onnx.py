@@ -11,6 +11,7 @@ import io
 import json
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -177,7 +178,10 @@ def export_onnx(
     )
     buf = io.BytesIO()
     try:
-        with torch.inference_mode(False), torch.no_grad():
+        with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
+            # The TorchScript exporter is a deliberate choice (see docs/export.md); its deprecation notice
+            # would only alarm users on every export.
+            warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*legacy TorchScript-based ONNX export")
             torch.onnx.export(
                 module,
                 (dummy,),
