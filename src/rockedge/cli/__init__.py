@@ -59,10 +59,5 @@ for _name in COMMAND_MODULES:
     importlib.import_module(f"rockedge.cli.{_name}").register(main)
 
 
-def fail(message: str) -> "click.exceptions.Exit":
-    """Raise a user error from CLI code (kept as one helper so every message looks the same)."""
-    raise RockedgeError(message)
-
-
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -121,7 +121,7 @@ def info(root: Path, as_json: bool) -> None:
         return
     ds0 = summaries[0][0]
     click.echo(f"{root} ({ds0.layout} layout), classes: {', '.join(ds0.classes)}")
-    for ds, s in summaries:
+    for _, s in summaries:
         fracs = ", ".join(f"{name} {frac:.2%}" for name, frac in s.class_fractions.items())
         sizes = ", ".join(f"{w}x{h}" for h, w in s.sizes[:3]) + (" ..." if len(s.sizes) > 3 else "")
         ignored = f", ignored {s.ignored_fraction:.2%}" if s.ignored_fraction else ""

@@ -25,7 +25,6 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from rockedge.atomic import atomic_path, ensure_writable_dir, write_json
 from rockedge.errors import RockedgeError
 from rockedge.evaluation import evaluate, format_report
-from rockedge.metrics import ConfusionMatrix
 from rockedge.runtime.backends.base import Backend
 from rockedge.runtime.preprocess import normalize
 from rockedge.spec import ModelSpec
