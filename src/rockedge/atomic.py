@@ -38,9 +38,8 @@ def atomic_path(target: str | os.PathLike[str], suffix: str | None = None) -> It
     tmp_path = Path(tmp)
     try:
         yield tmp_path
-        # mkstemp creates 0600 files; give the result the mode a plain open() would have.
         if tmp_path.exists():
-            os.chmod(tmp_path, 0o666 & ~_umask())
+            apply_default_mode(tmp_path)
         os.replace(tmp_path, target)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -48,10 +47,11 @@ def atomic_path(target: str | os.PathLike[str], suffix: str | None = None) -> It
         raise
 
 
-def _umask() -> int:
+def apply_default_mode(path: Path) -> None:
+    """Give a file or directory made by mkstemp/mkdtemp (0600/0700) the mode a plain open()/mkdir() would have."""
     mask = os.umask(0)
     os.umask(mask)
-    return mask
+    os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~mask)
 
 
 def write_text(target: str | os.PathLike[str], text: str) -> Path:

@@ -13,7 +13,7 @@ import numpy as np
 
 from rockedge.metrics import ConfusionMatrix
 from rockedge.runtime.backends.base import Backend
-from rockedge.runtime.preprocess import prepare, restore_mask, to_masks
+from rockedge.runtime.preprocess import restore_mask, to_masks
 
 
 def evaluate(
@@ -38,16 +38,11 @@ def evaluate(
         bar = tqdm(total=len(dataset), desc=desc, unit="img", leave=False)
     for start in range(0, len(dataset), batch):
         items = [dataset[i] for i in indices[start : start + batch]]
-        frames = [img for img, _ in items]
-        n = len(frames)
-        if backend.fixed_batch and n < batch:  # static-batch models: pad the last batch, drop the padding after
-            frames = frames + [frames[-1]] * (batch - n)
-        x, geoms = prepare(frames, spec, size)
-        masks = to_masks(backend.infer(x), spec)
-        for (_, target), m, g in zip(items, masks[:n], geoms[:n]):
+        out, geoms = backend.infer_frames([img for img, _ in items], size)
+        for (_, target), m, g in zip(items, to_masks(out, spec), geoms):
             cm.update(target, restore_mask(m, g))
         if bar is not None:
-            bar.update(n)
+            bar.update(len(items))
     if bar is not None:
         bar.close()
     return cm

@@ -166,9 +166,6 @@ def write_synth_video(
             writer.release()
             pool.shutdown(wait=True, cancel_futures=True)
         write_labelmap(tmp_masks / "labelmap.txt", LabelMap.default())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp_video, 0o666 & ~umask)
     return out_video
 
 
@@ -259,10 +256,8 @@ def _staging_dir(out: Path, overwrite: bool) -> Iterator[Path]:
 
 def _umask_mode(root: Path) -> None:
     """mkdtemp/mkstemp create private (0700/0600) entries; give the finished output the usual umask modes."""
-    umask = os.umask(0)
-    os.umask(umask)
     for p in [root, *root.rglob("*")]:
-        os.chmod(p, (0o777 if p.is_dir() else 0o666) & ~umask)
+        atomic.apply_default_mode(p)
 
 
 def _imwrite(path: Path, array: np.ndarray, params: list[int]) -> None:

@@ -19,7 +19,7 @@ import numpy as np
 from rockedge.errors import RockedgeError
 from rockedge.metrics import MaskAgreement
 from rockedge.runtime.backends.base import Backend
-from rockedge.runtime.preprocess import prepare, to_masks
+from rockedge.runtime.preprocess import to_masks
 
 # Defaults per precision. FP32 should be bit-for-bit in argmax except ties; FP16 and INT8 engines (later
 # issues) move logits enough to flip pixels along boundaries, hence the looser boundary budgets.
@@ -164,16 +164,12 @@ def _size_for(reference: Backend, candidate: Backend, size_hw: tuple[int, int] |
 
 
 def _run(backend: Backend, frames: list[np.ndarray], size: tuple[int, int], batch: int) -> tuple[list[np.ndarray], float]:
-    """Outputs per frame. A fixed-batch model gets its own batch size, the last batch padded with repeats."""
+    """Outputs per frame, in batches of ``batch`` (or the model's fixed batch size)."""
     step = backend.fixed_batch or batch
     outs: list[np.ndarray] = []
     t = time.perf_counter()
     for i in range(0, len(frames), step):
-        chunk = frames[i : i + step]
-        pad = step - len(chunk) if backend.fixed_batch else 0
-        x, _ = prepare(chunk + [chunk[-1]] * pad, backend.spec, size)
-        y = np.asarray(backend.infer(x))
-        outs.extend(y[: len(chunk)])
+        outs.extend(backend.infer_frames(frames[i : i + step], size)[0])
     return outs, time.perf_counter() - t
 
 

@@ -19,6 +19,7 @@ from typing import IO, Any
 import cv2
 import numpy as np
 
+from rockedge.atomic import apply_default_mode
 from rockedge.errors import RockedgeError
 from rockedge.runtime.sources import quiet_stderr, warn
 
@@ -75,10 +76,7 @@ def choose_codec(path: Path, *, announce: bool = True) -> tuple[Path, str]:
 def temp_beside(target: Path) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".part{target.suffix}", dir=target.parent)
     os.close(fd)
-    # mkstemp makes 0600 files; outputs should get the usual permissions once renamed.
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
+    apply_default_mode(Path(tmp))  # the output keeps this file's mode once renamed
     return Path(tmp)
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from rockedge.runtime.preprocess import Geometry, prepare
 from rockedge.spec import ModelSpec
 
 
@@ -26,6 +27,21 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def infer(self, batch: np.ndarray) -> np.ndarray:
         """Run the model on a prepared batch; returns logits or a mask as ``spec.output_format`` says."""
+
+    def infer_frames(
+        self, frames: list[np.ndarray], size_hw: tuple[int, int] | None = None
+    ) -> tuple[np.ndarray, list[Geometry]]:
+        """BGR frames -> outputs for exactly those frames, plus their geometries.
+
+        A fixed-batch model gets its batch filled by repeating the last frame; the padding is dropped.
+        """
+        n = len(frames)
+        fixed = self.fixed_batch
+        if fixed is not None and n > fixed:
+            raise ValueError(f"{n} frames for a model built for batch {fixed}")
+        padded = list(frames) + [frames[-1]] * ((fixed or n) - n)
+        x, geoms = prepare(padded, self.spec, size_hw)
+        return np.asarray(self.infer(x))[:n], geoms[:n]
 
     @property
     def fixed_batch(self) -> int | None:
