@@ -4,8 +4,7 @@ The top-level package imports nothing heavy: ``rockedge.runtime`` must work on a
 numpy, OpenCV and one inference backend, and no torch or onnx.
 """
 
-__version__ = "0.1.0"
-
+from rockedge._version import __version__
 from rockedge.errors import RockedgeError
 from rockedge.spec import ModelSpec
 

@@ -1,10 +1,17 @@
-"""Atomic writes: outputs appear complete at their final path or not at all."""
+"""Atomic writes: outputs appear complete at their final path or not at all.
+
+Every output rockedge writes goes through one of three helpers: :func:`temp_beside` (a temporary
+name next to the target, same suffix, for writers that open the file themselves), :func:`atomic_path`
+(the same as a context manager that renames on success and removes on failure), and
+:func:`staging_dir` (a whole folder).
+"""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,19 +30,27 @@ def ensure_writable_dir(path: Path) -> None:
         raise RockedgeError(f"output directory {path} is not writable")
 
 
+def _parent(target: Path) -> Path:
+    return target.parent if str(target.parent) else Path(".")
+
+
+def temp_beside(target: str | os.PathLike[str], suffix: str | None = None) -> Path:
+    """Create an empty temporary file next to ``target`` (hidden, same suffix: writers such as OpenCV
+    pick the format from it) with the mode a plain ``open()`` would give it."""
+    target = Path(target)
+    ensure_writable_dir(_parent(target))
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=suffix if suffix is not None else target.suffix,
+                               dir=_parent(target))
+    os.close(fd)
+    apply_default_mode(Path(tmp))
+    return Path(tmp)
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike[str], suffix: str | None = None) -> Iterator[Path]:
-    """Yield a temporary path beside ``target``; rename it onto ``target`` only if the block succeeds.
-
-    The temporary name keeps the target's suffix (writers such as OpenCV pick the format from it).
-    """
+    """Yield a temporary path beside ``target``; rename it onto ``target`` only if the block succeeds."""
     target = Path(target)
-    ensure_writable_dir(target.parent if str(target.parent) else Path("."))
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".{target.stem}.", suffix=suffix if suffix is not None else target.suffix, dir=target.parent
-    )
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = temp_beside(target, suffix)
     try:
         yield tmp_path
         if tmp_path.exists():
@@ -44,6 +59,31 @@ def atomic_path(target: str | os.PathLike[str], suffix: str | None = None) -> It
     except BaseException:
         with contextlib.suppress(OSError):
             tmp_path.unlink()
+        raise
+
+
+@contextlib.contextmanager
+def staging_dir(out: str | os.PathLike[str], *, overwrite: bool = False) -> Iterator[Path]:
+    """A temporary folder beside ``out``, renamed onto it when the block succeeds (an existing ``out`` is
+    replaced only with ``overwrite``)."""
+    out = Path(out)
+    ensure_writable_dir(_parent(out))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=_parent(out)))
+    try:
+        yield tmp
+        old = None
+        if out.exists():
+            if any(out.iterdir()) and not overwrite:
+                raise RockedgeError(f"{out} appeared while writing; not replacing it")
+            old = out.with_name(f".{out.name}.old.{os.getpid()}")
+            os.replace(out, old)
+        for p in [tmp, *tmp.rglob("*")]:
+            apply_default_mode(p)
+        os.replace(tmp, out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 
@@ -60,8 +100,19 @@ def write_text(target: str | os.PathLike[str], text: str) -> Path:
     return Path(target)
 
 
+def write_bytes(target: str | os.PathLike[str], data: bytes) -> Path:
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(data)
+    return Path(target)
+
+
 def write_json(target: str | os.PathLike[str], obj: Any) -> Path:
-    return write_text(target, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+    return write_text(target, to_json(obj) + "\n")
+
+
+def to_json(obj: Any) -> str:
+    """Reports as JSON: numpy scalars/arrays, paths and dataclass-like objects become plain values."""
+    return json.dumps(obj, indent=2, sort_keys=False, default=_json_default)
 
 
 def _json_default(o: Any) -> Any:
@@ -72,4 +123,6 @@ def _json_default(o: Any) -> Any:
         return o.tolist()
     if isinstance(o, os.PathLike):
         return os.fspath(o)
+    if hasattr(o, "value") and isinstance(o.value, (str, int)):  # enums such as Precision
+        return o.value
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")

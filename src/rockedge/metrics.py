@@ -10,11 +10,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from rockedge.spec import IGNORE_INDEX
+
 
 class ConfusionMatrix:
     """Accumulates ``target x prediction`` counts; pixels equal to ``ignore_index`` are skipped."""
 
-    def __init__(self, num_classes: int, ignore_index: int = 255) -> None:
+    def __init__(self, num_classes: int, ignore_index: int = IGNORE_INDEX) -> None:
         self.num_classes = num_classes
         self.ignore_index = ignore_index
         self.mat = np.zeros((num_classes, num_classes), dtype=np.int64)

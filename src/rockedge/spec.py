@@ -8,20 +8,26 @@ here imports torch or onnx.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
+from rockedge._version import __version__
 from rockedge.errors import RockedgeError
 
 METADATA_KEY = "rockedge.spec"
+# ONNX metadata key of the artifact's precision (fp32 | fp16 | int8); absent means fp32.
+PRECISION_KEY = "rockedge.precision"
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 DEFAULT_CLASSES = ("background", "rock")
 # Colours of the seed-rocks labelmap (background 0,0,0; rocks 250,50,83), RGB.
 DEFAULT_PALETTE = ((0, 0, 0), (250, 50, 83))
+# Mask value meaning "not labelled": skipped by the loss and by every metric.
+IGNORE_INDEX = 255
 
-ARCHITECTURES = ("deeplabv3_resnet50", "deeplabv3_mobilenet_v3_large")
+# ResNet-50 is the reference model, MobileNetV3 the edge option, LR-ASPP the real-time head for Jetsons.
+ARCHITECTURES = ("deeplabv3_resnet50", "deeplabv3_mobilenet_v3_large", "lraspp_mobilenet_v3_large")
 
 # "float": float32 NCHW RGB, already scaled to [0, 1] and normalised with mean/std.
 # "raw": uint8 NHWC BGR frames exactly as OpenCV delivers them; the graph normalises.
@@ -51,8 +57,8 @@ class ModelSpec:
     input_format: str = "float"
     output_format: str = "logits"
     resize: str = "resize"
-    ignore_index: int = 255
-    rockedge_version: str = field(default_factory=lambda: _version())
+    ignore_index: int = IGNORE_INDEX
+    rockedge_version: str = __version__
 
     def __post_init__(self) -> None:
         # Normalise containers (JSON gives lists) and validate once, here, so every consumer can trust it.
@@ -127,7 +133,7 @@ class ModelSpec:
         return cls.from_dict(d)
 
 
-def _version() -> str:
-    from rockedge import __version__
-
-    return __version__
+def default_palette(n: int) -> tuple[tuple[int, int, int], ...]:
+    """Colours for ``n`` classes: the seed-rocks pair first, then well-spread hues."""
+    extra = [(int(37 * i) % 256, int(97 * i + 80) % 256, int(173 * i + 40) % 256) for i in range(2, n)]
+    return tuple((list(DEFAULT_PALETTE) + extra)[:n])

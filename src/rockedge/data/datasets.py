@@ -27,11 +27,11 @@ import numpy as np
 
 from rockedge.data.labelmap import LabelMap, colors_to_index, read_labelmap
 from rockedge.errors import RockedgeError
+from rockedge.spec import IGNORE_INDEX
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 SPLITS = ("train", "val", "all")
 HOLDOUT_FRACTION = 0.2
-IGNORE_INDEX = 255
 
 
 @dataclass(eq=False)

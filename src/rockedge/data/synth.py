@@ -6,13 +6,9 @@ function of ``i`` alone, so ``n=10`` is exactly the first ten scenes of ``n=20``
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
-import shutil
-import tempfile
 from collections import deque
-from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -20,9 +16,12 @@ import cv2
 import numpy as np
 
 from rockedge import atomic
+from rockedge._version import __version__
+from rockedge.console import progress as console_progress
 from rockedge.data.labelmap import LabelMap, write_labelmap
 from rockedge.data.procedural import render
 from rockedge.errors import RockedgeError
+from rockedge.sizes import parse_size
 
 MIN_SIDE = 32
 JPEG_QUALITY = 95
@@ -32,18 +31,9 @@ PNG_FLAGS = [cv2.IMWRITE_PNG_COMPRESSION, 1]
 
 def render_scene(rng: np.random.Generator, size_hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """One procedural rock scene: BGR uint8 ``HxWx3`` image and uint8 ``HxW`` mask (0 ground, 1 rock)."""
-    h, w = _check_size(size_hw)
+    h, w = _scene_size(size_hw)
     image, mask, _ = render(rng, (h, w))
     return image, mask
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """``"WxH"`` (as on the command line) -> ``(height, width)``; each side >= 32."""
-    parts = str(text).lower().replace(" ", "").split("x")
-    if len(parts) != 2 or not all(p.isdigit() for p in parts):
-        raise RockedgeError(f"size must be WIDTHxHEIGHT, e.g. 256x256, got {text!r}")
-    w, h = int(parts[0]), int(parts[1])
-    return _check_size((h, w))
 
 
 def is_val(i: int, val_fraction: float) -> bool:
@@ -69,22 +59,20 @@ def write_synth_dataset(
     Written into a temporary folder beside ``out`` and renamed at the end, so ``out`` is either the
     complete dataset or absent.
     """
-    from tqdm import tqdm
-
     out = Path(out)
-    h, w = _check_size(size_hw)
+    h, w = _scene_size(size_hw)
     if int(n) < 1:
         raise RockedgeError(f"--n must be at least 1, got {n}")
     if not 0.0 <= float(val_fraction) < 1.0:
         raise RockedgeError(f"val fraction must be in [0, 1), got {val_fraction}")
     _check_target(out, overwrite)
     counts = {"train": 0, "val": 0}
-    with _staging_dir(out, overwrite) as tmp:
+    with atomic.staging_dir(out, overwrite=overwrite) as tmp:
         for split in counts:
             (tmp / split / "images").mkdir(parents=True)
             (tmp / split / "masks").mkdir(parents=True)
         rock = 0.0
-        for i in tqdm(range(n), desc="synth", unit="scene", disable=not progress, leave=False):
+        for i in console_progress(range(n), desc="synth", unit="scene", enabled=progress):
             image, mask = render_scene(np.random.default_rng([seed, i]), (h, w))
             split = "val" if is_val(i, val_fraction) else "train"
             counts[split] += 1
@@ -97,7 +85,7 @@ def write_synth_dataset(
             tmp / "synth.json",
             {
                 "generator": "rockedge.data.synth",
-                "version": _version(),
+                "version": __version__,
                 "seed": int(seed),
                 "n": int(n),
                 "size_hw": [h, w],
@@ -127,10 +115,8 @@ def write_synth_video(
     frame is an affine crop of it (masks nearest-neighbour). Masks go to ``masks_dir`` (default
     ``<video stem>_masks/`` beside the video) as ``000000.png``... index PNGs.
     """
-    from tqdm import tqdm
-
     out_video = Path(out_video)
-    h, w = _check_size(size_hw)
+    h, w = _scene_size(size_hw)
     if int(frames) < 1:
         raise RockedgeError(f"--frames must be at least 1, got {frames}")
     if not (0 < float(fps) <= 1000):
@@ -144,7 +130,7 @@ def write_synth_video(
     scene, scene_mask, _ = render(rng, (bh, bw), ref=min(h, w), regimes=("mixed", "pile", "gravel"), camera_effects=False)
     path = _camera_path(rng, frames, (h, w), (bh, bw))
     _check_masks_target(masks)
-    with atomic.atomic_path(out_video) as tmp_video, _staging_dir(masks, overwrite=True) as tmp_masks:
+    with atomic.atomic_path(out_video) as tmp_video, atomic.staging_dir(masks, overwrite=True) as tmp_masks:
         writer = cv2.VideoWriter(str(tmp_video), cv2.VideoWriter.fourcc(*"mp4v"), float(fps), (w, h))
         if not writer.isOpened():
             raise RockedgeError(f"OpenCV cannot write an mp4v video to {out_video} (no FFmpeg backend?)")
@@ -153,7 +139,7 @@ def write_synth_video(
         pool = ThreadPoolExecutor(max_workers=2)
         pending: deque[Future[None]] = deque()
         try:
-            for k, m in enumerate(tqdm(path, desc="synth-video", unit="frame", disable=not progress, leave=False)):
+            for k, m in enumerate(console_progress(path, desc="synth-video", unit="frame", enabled=progress)):
                 fmask = cv2.warpAffine(scene_mask, m, (w, h), flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_REFLECT)
                 pending.append(pool.submit(_imwrite, tmp_masks / f"{k:06d}.png", fmask, PNG_FLAGS))
                 frame = cv2.warpAffine(scene, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
@@ -203,14 +189,10 @@ def _camera_path(
 # -- helpers ---------------------------------------------------------------------------------------
 
 
-def _check_size(size_hw: tuple[int, int]) -> tuple[int, int]:
-    try:
-        h, w = (int(v) for v in size_hw)
-    except (TypeError, ValueError):
-        raise RockedgeError(f"size must be (height, width), got {size_hw!r}") from None
-    if h < MIN_SIDE or w < MIN_SIDE:
-        raise RockedgeError(f"size must be at least {MIN_SIDE}x{MIN_SIDE}, got {w}x{h} (WxH)")
-    return h, w
+def _scene_size(size_hw: tuple[int, int]) -> tuple[int, int]:
+    size = parse_size(size_hw, what="scene size", min_side=MIN_SIDE)
+    assert size is not None
+    return size
 
 
 def _check_target(out: Path, overwrite: bool) -> None:
@@ -232,40 +214,6 @@ def _check_masks_target(masks: Path) -> None:
             )
 
 
-@contextlib.contextmanager
-def _staging_dir(out: Path, overwrite: bool) -> Iterator[Path]:
-    """A temporary folder beside ``out``, renamed onto it when the block succeeds."""
-    atomic.ensure_writable_dir(out.parent if str(out.parent) else Path("."))
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        yield tmp
-        old = None
-        if out.exists():
-            if any(out.iterdir()) and not overwrite:
-                raise RockedgeError(f"{out} appeared while writing; not replacing it")
-            old = out.with_name(f".{out.name}.old.{os.getpid()}")
-            os.replace(out, old)
-        _umask_mode(tmp)
-        os.replace(tmp, out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
-def _umask_mode(root: Path) -> None:
-    """mkdtemp/mkstemp create private (0700/0600) entries; give the finished output the usual umask modes."""
-    for p in [root, *root.rglob("*")]:
-        atomic.apply_default_mode(p)
-
-
 def _imwrite(path: Path, array: np.ndarray, params: list[int]) -> None:
     if not cv2.imwrite(str(path), array, params):
         raise RockedgeError(f"cannot write {path}")
-
-
-def _version() -> str:
-    from rockedge import __version__
-
-    return __version__

@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rockedge.spec import IGNORE_INDEX
+
 
 def class_weights(pixel_counts: np.ndarray, cap: float = 10.0) -> torch.Tensor:
     """Inverse square-root frequency weights, normalised to mean 1 and capped to keep training stable."""
@@ -21,7 +23,7 @@ def class_weights(pixel_counts: np.ndarray, cap: float = 10.0) -> torch.Tensor:
 
 
 class SegLoss(nn.Module):
-    def __init__(self, weights: torch.Tensor | None = None, dice_weight: float = 0.5, ignore_index: int = 255) -> None:
+    def __init__(self, weights: torch.Tensor | None = None, dice_weight: float = 0.5, ignore_index: int = IGNORE_INDEX) -> None:
         super().__init__()
         self.register_buffer("weights", weights if weights is not None else torch.empty(0))
         self.dice_weight = dice_weight

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-IGNORE = 255
+from rockedge.spec import IGNORE_INDEX
 
 
 @dataclass(frozen=True)
@@ -34,18 +34,22 @@ def resize_pair(img: np.ndarray, mask: np.ndarray, size_hw: tuple[int, int]) -> 
 
 
 def random_scale_crop(
-    img: np.ndarray, mask: np.ndarray, size_hw: tuple[int, int], scale: tuple[float, float], rng: np.random.Generator
+    img: np.ndarray, mask: np.ndarray, size_hw: tuple[int, int], scale: tuple[float, float], rng: np.random.Generator,
+    crop_hw: tuple[int, int] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Fit the image to the crop size, rescale it randomly, then pad (mask: ignore) and crop."""
-    th, tw = size_hw
+    """Fit the image to the model size ``size_hw`` (as inference resizes frames), rescale it randomly, then pad
+    (mask: ignore) and take a ``crop_hw`` crop (default: the model size). A crop smaller than the model size
+    keeps objects at their inference scale while each step costs less."""
+    fh, fw = size_hw
+    th, tw = crop_hw or size_hw
     h, w = img.shape[:2]
-    s = min(th / h, tw / w) * float(rng.uniform(*scale))
+    s = min(fh / h, fw / w) * float(rng.uniform(*scale))
     nh, nw = max(1, round(h * s)), max(1, round(w * s))
     img, mask = resize_pair(img, mask, (nh, nw))
     ph, pw = max(0, th - nh), max(0, tw - nw)
     if ph or pw:
         img = cv2.copyMakeBorder(img, 0, ph, 0, pw, cv2.BORDER_REFLECT_101)
-        mask = cv2.copyMakeBorder(mask, 0, ph, 0, pw, cv2.BORDER_CONSTANT, value=IGNORE)
+        mask = cv2.copyMakeBorder(mask, 0, ph, 0, pw, cv2.BORDER_CONSTANT, value=IGNORE_INDEX)
     y = int(rng.integers(0, img.shape[0] - th + 1))
     x = int(rng.integers(0, img.shape[1] - tw + 1))
     return img[y : y + th, x : x + tw], mask[y : y + th, x : x + tw]
@@ -63,9 +67,10 @@ def color_jitter(img: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator) 
 
 
 def train_transform(
-    img: np.ndarray, mask: np.ndarray, size_hw: tuple[int, int], cfg: AugmentConfig, rng: np.random.Generator
+    img: np.ndarray, mask: np.ndarray, size_hw: tuple[int, int], cfg: AugmentConfig, rng: np.random.Generator,
+    crop_hw: tuple[int, int] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    img, mask = random_scale_crop(img, mask, size_hw, cfg.scale, rng)
+    img, mask = random_scale_crop(img, mask, size_hw, cfg.scale, rng, crop_hw)
     if rng.random() < cfg.hflip:
         img, mask = img[:, ::-1], mask[:, ::-1]
     if rng.random() < cfg.vflip:
