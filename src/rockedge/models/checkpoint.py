@@ -7,11 +7,13 @@ Loading always uses ``torch.load(weights_only=True)``. Three inputs are understo
   ``classifier[4]`` was replaced by an N-class 1x1 conv, with the 21-class aux head still inside. The aux
   keys are dropped and reported; any other missing, unexpected or mis-shaped key is an error;
 * a whole pickled ``nn.Module``, only with ``trust_pickle=True`` (unpickling runs arbitrary code).
+
+A plain state_dict carries no class names, palette or input size: its spec is *assumed*
+(``Checkpoint.spec_assumed``) and commands that know better (``--data``, ``--classes``) replace it.
 """
 
 from __future__ import annotations
 
-import hashlib
 import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,9 +23,10 @@ import torch
 from torch import nn
 
 from rockedge.atomic import atomic_path
+from rockedge.digest import sha256_file
 from rockedge.errors import RockedgeError
-from rockedge.spec import DEFAULT_CLASSES, DEFAULT_PALETTE, ModelSpec
-from rockedge.train.models import build_model, infer_arch
+from rockedge.models.zoo import build_model, infer_arch, num_classes_of
+from rockedge.spec import DEFAULT_CLASSES, ModelSpec, default_palette
 
 FORMAT = "rockedge.checkpoint"
 FORMAT_VERSION = 1
@@ -41,18 +44,13 @@ class Checkpoint:
     source_format: str = FORMAT
     notes: list[str] = field(default_factory=list)  # e.g. dropped aux keys, shown to the user
     sha256: str = ""
+    spec_assumed: bool = False  # True for a plain state_dict: class names, palette and size were guessed
 
     def build(self) -> nn.Module:
         """A model in eval mode with these weights (keys checked strictly)."""
         model = build_model(arch=self.spec.arch, num_classes=self.spec.num_classes)
         load_state_dict_strict(model, self.state_dict)
         return model.eval()
-
-
-def default_palette(n: int) -> tuple[tuple[int, int, int], ...]:
-    base = list(DEFAULT_PALETTE)
-    rng = [(int(37 * i) % 256, int(97 * i + 80) % 256, int(173 * i + 40) % 256) for i in range(2, n)]
-    return tuple((base + rng)[:n])
 
 
 def save_checkpoint(path: str | Path, ckpt: Checkpoint) -> Path:
@@ -69,14 +67,6 @@ def save_checkpoint(path: str | Path, ckpt: Checkpoint) -> Path:
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
     return Path(path)
-
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def load_checkpoint(path: str | Path, *, trust_pickle: bool = False) -> Checkpoint:
@@ -96,7 +86,7 @@ def load_checkpoint(path: str | Path, *, trust_pickle: bool = False) -> Checkpoi
     except Exception as e:  # zip/EOF/runtime errors all mean an unreadable file
         raise RockedgeError(f"cannot read checkpoint {path}: not a PyTorch file or truncated ({type(e).__name__})") from None
     ckpt = _from_object(obj, path)
-    ckpt.sha256 = file_sha256(path)
+    ckpt.sha256 = sha256_file(path)
     return ckpt
 
 
@@ -137,10 +127,7 @@ def _from_object(obj: Any, path: Path) -> Checkpoint:
 def _from_state_dict(sd: dict[str, torch.Tensor], source: str) -> Checkpoint:
     sd = {k.removeprefix("module."): v for k, v in sd.items()}  # DataParallel / DDP prefixes
     arch = infer_arch(sd)
-    head = sd.get("classifier.4.weight")
-    if head is None:
-        raise RockedgeError("state_dict has no classifier.4.weight: not a torchvision DeepLabV3 head")
-    n = int(head.shape[0])
+    n = num_classes_of(sd, arch)
     notes: list[str] = []
     aux = sorted(k for k in sd if k.startswith("aux_classifier."))
     if aux:
@@ -150,7 +137,30 @@ def _from_state_dict(sd: dict[str, torch.Tensor], source: str) -> Checkpoint:
     spec = ModelSpec(arch=arch, classes=classes, palette=default_palette(n), input_size=LEGACY_INPUT_SIZE)
     # Fail now, not at export time, on anything but the aux head.
     load_state_dict_strict(build_model(arch=arch, num_classes=n), sd)
-    return Checkpoint(spec=spec, state_dict=sd, source_format=source, notes=notes)
+    return Checkpoint(spec=spec, state_dict=sd, source_format=source, notes=notes, spec_assumed=True)
+
+
+def nonfinite_tensors(state_dict: dict[str, torch.Tensor]) -> list[tuple[str, int]]:
+    """(name, count) of every floating-point tensor holding NaN or Inf, in state_dict order."""
+    bad = []
+    for name, t in state_dict.items():
+        if torch.is_tensor(t) and t.is_floating_point():
+            n = int((~torch.isfinite(t)).sum())
+            if n:
+                bad.append((name, n))
+    return bad
+
+
+def require_finite(state_dict: dict[str, torch.Tensor], where: str) -> None:
+    """Refuse weights that hold NaN/Inf (a diverged run, a bad merge): such a model cannot be verified."""
+    bad = nonfinite_tensors(state_dict)
+    if bad:
+        total = sum(n for _, n in bad)
+        names = ", ".join(f"{k} ({n})" for k, n in bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+        raise RockedgeError(
+            f"{where} has {total} non-finite weight values (NaN/Inf) in {len(bad)} tensors: {names}; "
+            "the model diverged or the file is damaged: use an earlier checkpoint"
+        )
 
 
 def load_state_dict_strict(model: nn.Module, sd: dict[str, torch.Tensor]) -> None:

@@ -1,4 +1,7 @@
-"""Model builders: torchvision DeepLabV3 variants, keyword-only and registry-driven."""
+"""Model builders: torchvision DeepLabV3 (ResNet-50, MobileNetV3) and LR-ASPP (MobileNetV3), keyword-only.
+
+Shared by training, export and the PyTorch backend, so it belongs to none of them.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ def _tv_builders() -> dict[str, Callable[..., nn.Module]]:
     return {
         "deeplabv3_resnet50": seg.deeplabv3_resnet50,
         "deeplabv3_mobilenet_v3_large": seg.deeplabv3_mobilenet_v3_large,
+        "lraspp_mobilenet_v3_large": seg.lraspp_mobilenet_v3_large,
     }
 
 
@@ -28,6 +32,7 @@ def _imagenet_weights(arch: str) -> Any:
     return {
         "deeplabv3_resnet50": ResNet50_Weights.IMAGENET1K_V1,
         "deeplabv3_mobilenet_v3_large": MobileNet_V3_Large_Weights.IMAGENET1K_V1,
+        "lraspp_mobilenet_v3_large": MobileNet_V3_Large_Weights.IMAGENET1K_V1,
     }[arch]
 
 
@@ -60,9 +65,8 @@ def build_model(
                 f"could not download ImageNet weights for {arch} ({type(e).__name__}); this machine looks offline. "
                 f"Download {weights_backbone.url} elsewhere and pass it with --backbone-weights PATH"
             ) from None
-    model = _tv_builders()[arch](
-        weights=None, weights_backbone=weights_backbone, num_classes=num_classes, aux_loss=aux_loss
-    )
+    kwargs: dict[str, Any] = {} if arch.startswith("lraspp") else {"aux_loss": aux_loss}  # LR-ASPP has no aux head
+    model = _tv_builders()[arch](weights=None, weights_backbone=weights_backbone, num_classes=num_classes, **kwargs)
     if backbone_weights:
         load_backbone_weights(model, arch, Path(backbone_weights))
     set_bn_momentum(model, 0.1)
@@ -88,7 +92,7 @@ def load_backbone_weights(model: nn.Module, arch: str, path: Path) -> None:
         raise RockedgeError(f"cannot read backbone weights {path}: {e}") from None
     if not isinstance(sd, dict):
         raise RockedgeError(f"{path} is not a state_dict")
-    if arch == "deeplabv3_mobilenet_v3_large":
+    if arch.endswith("mobilenet_v3_large"):
         sd = {k.removeprefix("features."): v for k, v in sd.items() if k.startswith("features.")}
     else:
         sd = {k: v for k, v in sd.items() if not k.startswith("fc.")}
@@ -106,22 +110,34 @@ def load_backbone_weights(model: nn.Module, arch: str, path: Path) -> None:
     backbone.load_state_dict({k: v for k, v in sd.items() if k not in extra})
 
 
+# The layer whose output channels are the classes, per architecture.
+HEAD_KEYS = {
+    "deeplabv3_resnet50": "classifier.4.weight",
+    "deeplabv3_mobilenet_v3_large": "classifier.4.weight",
+    "lraspp_mobilenet_v3_large": "classifier.high_classifier.weight",
+}
+
+
 def infer_arch(state_dict: dict[str, torch.Tensor]) -> str:
-    """Guess the architecture of a DeepLabV3 state_dict from its key names."""
+    """Guess the architecture of a torchvision DeepLabV3 / LR-ASPP state_dict from its key names."""
     keys = state_dict.keys()
     if any(k.startswith("backbone.layer4.") for k in keys):
         return "deeplabv3_resnet50"
     if any(k.startswith("backbone.16.") for k in keys):
+        if "classifier.high_classifier.weight" in keys:
+            return "lraspp_mobilenet_v3_large"
         return "deeplabv3_mobilenet_v3_large"
-    raise RockedgeError("cannot tell the architecture of this state_dict (not a torchvision DeepLabV3)")
+    raise RockedgeError("cannot tell the architecture of this state_dict (not a torchvision DeepLabV3 or LR-ASPP)")
 
 
-class LogitsOnly(nn.Module):
-    """Wrap a torchvision segmentation model so it returns only the main ``out`` logits tensor."""
+def num_classes_of(state_dict: dict[str, torch.Tensor], arch: str) -> int:
+    """How many classes a state_dict's head predicts."""
+    head = state_dict.get(HEAD_KEYS[arch])
+    if head is None:
+        raise RockedgeError(f"state_dict has no {HEAD_KEYS[arch]}: not a torchvision {arch} head")
+    return int(head.shape[0])
 
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x)["out"]
+def main_output(out: Any) -> torch.Tensor:
+    """torchvision segmentation models return ``{"out": logits, ["aux": ...]}``; the logits are what rockedge uses."""
+    return out["out"] if isinstance(out, dict) else out

@@ -1,0 +1,1 @@
+"""Models shared by training, export and the PyTorch backend: architectures and checkpoints (needs torch)."""
