@@ -9,18 +9,19 @@ it needs neither TensorRT nor a GPU, so every rule here is tested on a CPU machi
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rockedge._version import __version__
 from rockedge.atomic import write_json
+from rockedge.digest import sha256_file
 from rockedge.errors import RockedgeError
+from rockedge.precision import Precision
 from rockedge.spec import ModelSpec
 
-MANIFEST_SUFFIXES = (".json",)  # model.plan -> model.plan.json
 ALT_NAME = "{stem}.manifest.json"  # model.plan -> model.manifest.json (also accepted)
 FORMAT = 1
 
@@ -47,19 +48,22 @@ class EngineManifest:
     """What built a plan and how to feed it. ``input_shapes``: name -> {"min", "opt", "max"} shapes."""
 
     spec: ModelSpec
-    tensorrt_version: str
+    tensorrt_version: str  # "" when unknown (a manifest written for a plan built elsewhere, without TensorRT here)
     gpu_name: str
     compute_capability: str  # "8.7"
-    precision: str = "fp32"  # fp32 | fp16 | int8 | best
+    precision: Precision = Precision.FP32
     input_shapes: dict[str, dict[str, list[int]]] = field(default_factory=dict)
     onnx_sha256: str | None = None
     onnx_path: str | None = None
     built_at: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
-    rockedge_version: str = field(default_factory=lambda: _rockedge_version())
+    rockedge_version: str = __version__
     # TensorRT >= 8.6 can build engines that later TensorRT versions / other GPUs accept.
     version_compatible: bool = False
     hardware_compatibility: str = "none"  # "none" | "ampere_plus"
     plan_sha256: str | None = None
+
+    def __post_init__(self) -> None:
+        self.precision = Precision.parse(self.precision)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -69,7 +73,7 @@ class EngineManifest:
             "tensorrt_version": self.tensorrt_version,
             "gpu_name": self.gpu_name,
             "compute_capability": self.compute_capability,
-            "precision": self.precision,
+            "precision": self.precision.value,
             "input_shapes": self.input_shapes,
             "onnx_sha256": self.onnx_sha256,
             "onnx_path": self.onnx_path,
@@ -89,7 +93,7 @@ class EngineManifest:
             tensorrt_version=str(d["tensorrt_version"]),
             gpu_name=str(d["gpu_name"]),
             compute_capability=str(d["compute_capability"]),
-            precision=str(d.get("precision", "fp32")),
+            precision=Precision.parse(d.get("precision", "fp32")),
             input_shapes={k: {kk: [int(x) for x in vv] for kk, vv in v.items()}
                           for k, v in (d.get("input_shapes") or {}).items()},
             onnx_sha256=d.get("onnx_sha256"),
@@ -100,20 +104,6 @@ class EngineManifest:
             hardware_compatibility=str(d.get("hardware_compatibility", "none")),
             plan_sha256=d.get("plan_sha256"),
         )
-
-
-def _rockedge_version() -> str:
-    from rockedge import __version__
-
-    return __version__
-
-
-def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def manifest_path(plan: str | os.PathLike[str]) -> Path:
@@ -144,8 +134,9 @@ def read_manifest(plan: str | os.PathLike[str]) -> EngineManifest:
     if path is None:
         raise RockedgeError(
             f"{plan.name} has no manifest beside it ({manifest_path(plan).name}); rockedge needs it for the "
-            f"classes and preprocessing: copy it along with the plan, or write one where the plan is built "
-            "(rockedge.runtime.manifest.write_manifest)"
+            f"classes and preprocessing: copy it along with the plan, describe the model with --classes (and "
+            f"--palette, --mean, --std, --input-format), or write one once: rockedge spec write {plan.name} "
+            "--from MODEL.onnx (or --classes ...)"
         )
     try:
         d = json.loads(path.read_text())
@@ -157,9 +148,8 @@ def read_manifest(plan: str | os.PathLike[str]) -> EngineManifest:
 
 
 def rebuild_hint(plan: Path, m: EngineManifest) -> str:
-    onnx = m.onnx_path or plan.with_suffix(".onnx").name
-    return (f"rebuild it on this device from the ONNX: trtexec --onnx={onnx} --saveEngine={plan.name}, "
-            "then write its manifest (rockedge.runtime.manifest.write_manifest)")
+    onnx = Path(m.onnx_path).name if m.onnx_path else plan.with_suffix(".onnx").name
+    return f"rebuild it on this device from the ONNX: rockedge export {onnx} --format engine"
 
 
 def check_manifest(
@@ -179,9 +169,15 @@ def check_manifest(
     another GPU name loads, possibly slower: a warning.
     """
     plan = Path(plan)
+    hint = rebuild_hint(plan, m)
+    if m.plan_sha256 and plan.is_file() and sha256_file(plan) != m.plan_sha256:
+        raise RockedgeError(f"{plan.name} does not match its manifest (sha256 differs): the plan was replaced "
+                            f"or the manifest belongs to another engine; {hint}")
+    if not m.tensorrt_version or not m.compute_capability:
+        # Written for a plan built elsewhere: TensorRT itself refuses a plan from another version or GPU.
+        return [f"{plan.name}'s manifest does not record the TensorRT version and GPU that built it"]
     built = parse_version(m.tensorrt_version)
     here = parse_version(tensorrt_version)
-    hint = rebuild_hint(plan, m)
     if m.version_compatible:
         ok = built[0] == here[0] and here[:3] >= built[:3] and built[:2] >= (8, 6)
     else:
@@ -205,7 +201,4 @@ def check_manifest(
     if m.gpu_name and gpu_name and m.gpu_name != gpu_name and m.hardware_compatibility == "none":
         warnings.append(f"{plan.name} was built on {m.gpu_name}, running on {gpu_name} (same compute capability; "
                         "it loads, but tactics were tuned for the other GPU)")
-    if m.plan_sha256 and plan.is_file() and sha256_file(plan) != m.plan_sha256:
-        raise RockedgeError(f"{plan.name} does not match its manifest (sha256 differs): the plan was replaced "
-                            f"or the manifest belongs to another engine; {hint}")
     return warnings

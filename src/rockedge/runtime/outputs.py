@@ -2,7 +2,8 @@
 
 Video-like sources (video file, camera, URL, GStreamer, iterable) give an overlay video, an optional
 lossless mask video and JSON lines beside it; image sources give one overlay per image, optional
-mask PNGs (pixel value = class index) and ``frames.jsonl`` in a directory.
+mask PNGs (pixel value = class index) and ``frames.jsonl`` in a directory. Either way the run's
+summary lands as JSON beside them when :meth:`RunOutputs.commit` is given it.
 """
 
 from __future__ import annotations
@@ -15,18 +16,11 @@ from typing import Any
 import cv2
 import numpy as np
 
-from rockedge.atomic import ensure_writable_dir
+from rockedge.atomic import ensure_writable_dir, write_json
+from rockedge.console import warn
 from rockedge.errors import RockedgeError
-from rockedge.runtime.sinks import (
-    MASK_VIDEO,
-    VIDEO_SUFFIXES,
-    ImageSink,
-    JsonLinesSink,
-    VideoSink,
-    choose_codec,
-    warn,
-    writable_fourcc,
-)
+from rockedge.probes import writable_fourcc
+from rockedge.runtime.sinks import MASK_VIDEO, VIDEO_SUFFIXES, ImageSink, JsonLinesSink, Sink, VideoSink, choose_codec
 from rockedge.runtime.sources import IMAGE_SUFFIXES, Frame, Source
 
 DEFAULT_DIR = Path("rockedge-run")
@@ -43,18 +37,8 @@ def _stem(source: Source) -> str:
 class RunOutputs:
     """Owns every sink of one run; :meth:`commit` renames them into place, :meth:`abort` removes them."""
 
-    def __init__(
-        self,
-        source: Source,
-        out: str | Path | None,
-        *,
-        save_mask: bool = False,
-        num_classes: int = 2,
-        write_overlay: bool = True,
-        jsonl: bool = True,
-    ) -> None:
+    def __init__(self, source: Source, out: str | Path | None, *, save_mask: bool = False, num_classes: int = 2) -> None:
         self.save_mask = save_mask
-        self.write_overlay = write_overlay
         self.mask_scale = 255 // max(1, num_classes - 1)
         self.video_sink: VideoSink | None = None
         self.mask_video: VideoSink | None = None
@@ -66,9 +50,8 @@ class RunOutputs:
         if self.video_like:
             target = self._video_target(source, out)
             self._mkdir(target.parent)
-            if write_overlay:
-                target, fourcc = choose_codec(target)
-                self.video_sink = VideoSink(target, source.fps or 30.0, fourcc=fourcc)
+            target, fourcc = choose_codec(target)
+            self.video_sink = VideoSink(target, source.fps or 30.0, fourcc=fourcc)
             if save_mask:
                 suffix, fourcc = MASK_VIDEO
                 mask_target = target.with_name(f"{target.stem.removesuffix('_overlay')}_mask{suffix}")
@@ -96,12 +79,13 @@ class RunOutputs:
                 if src_dir is not None and src_dir.resolve() == directory.resolve():
                     raise RockedgeError(f"--out {directory} is the input folder; overlays would replace the images")
                 self._mkdir(directory)
-                self.image_sink = ImageSink(directory) if write_overlay else None
+                self.image_sink = ImageSink(directory)
                 if save_mask:
+                    self._mkdir(directory / "masks")
                     self.mask_images = ImageSink(directory / "masks", suffix=".png")
                 self.jsonl_path = directory / "frames.jsonl"
                 self.summary_path = directory / "summary.json"
-        self.jsonl = JsonLinesSink(self.jsonl_path) if jsonl else None
+        self.jsonl = JsonLinesSink(self.jsonl_path)
 
     def _video_target(self, source: Source, out: Path | None) -> Path:
         name = f"{_stem(source)}_overlay.mp4"
@@ -131,32 +115,35 @@ class RunOutputs:
             self.mask_images.write(mask, frame.name, frame.index)
 
     def record(self, rec: dict[str, Any]) -> None:
-        if self.jsonl is not None:
-            self.jsonl.write(rec)
+        self.jsonl.write(rec)
 
-    def _sinks(self) -> list[Any]:
-        return [s for s in (self.video_sink, self.mask_video, self.image_sink, self.mask_images, self.jsonl) if s]
+    def _sinks(self) -> dict[str, Sink]:
+        named = (("overlay", self.video_sink), ("mask", self.mask_video), ("overlay", self.image_sink),
+                 ("masks", self.mask_images), ("frames", self.jsonl))
+        return {name: sink for name, sink in named if sink is not None}
 
-    def commit(self) -> dict[str, str]:
-        """Move every finished file into place; returns {what: path} for the summary."""
-        names = ("overlay", "mask", "overlay", "masks", "frames")
+    def commit(self, summary: dict[str, Any] | None = None) -> dict[str, str]:
+        """Move every finished file into place and write ``summary`` (given the outputs) as JSON beside them;
+        returns {what: path}."""
         written: dict[str, str] = {}
-        for name, sink in zip(names, (self.video_sink, self.mask_video, self.image_sink, self.mask_images,
-                                      self.jsonl)):
-            if sink is not None:
-                p = sink.commit()
-                if p is not None:
-                    written[name] = str(p)
+        for name, sink in self._sinks().items():
+            p = sink.commit()
+            if p is not None:
+                written[name] = str(p)
         if not written:
             self._remove_created()
+            return written
+        if summary is not None:
+            written["summary"] = str(self.summary_path)
+            write_json(self.summary_path, {**summary, "outputs": written})
         return written
 
     def abort(self) -> None:
-        for s in self._sinks():
+        for s in self._sinks().values():
             s.abort()
         self._remove_created()
 
     def _remove_created(self) -> None:
-        for d in self._created:  # deepest first, only if empty
+        for d in sorted(self._created, key=lambda p: len(p.parts), reverse=True):  # deepest first, only if empty
             with contextlib.suppress(OSError):
                 d.rmdir()

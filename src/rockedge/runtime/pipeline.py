@@ -10,7 +10,6 @@ source that raises ends the loop cleanly: what was written is committed, the sum
 from __future__ import annotations
 
 import queue
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -18,11 +17,14 @@ from typing import Any
 
 import numpy as np
 
-from rockedge.errors import RockedgeError
+from rockedge.console import progress as console_progress
+from rockedge.console import warn
+from rockedge.errors import Interrupted, RockedgeError
+from rockedge.probes import has_gui
 from rockedge.runtime.outputs import RunOutputs
 from rockedge.runtime.preprocess import Geometry
 from rockedge.runtime.segmenter import Segmenter
-from rockedge.runtime.sources import Frame, Source, warn
+from rockedge.runtime.sources import Frame, Source
 
 STAGES = ("decode", "preprocess", "infer", "postprocess", "encode")
 _END = object()
@@ -41,12 +43,23 @@ class Summary:
     skipped: int = 0
     stopped: str = "end"
     reason: str | None = None
+    nonfinite_frames: int = 0  # frames whose model output held NaN/Inf
     outputs: dict[str, str] = field(default_factory=dict)
     source: dict[str, Any] = field(default_factory=dict)
     model: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+    def raise_for_status(self) -> None:
+        """Turn a run that did not end cleanly into its error (outputs stay: they are complete files)."""
+        if self.stopped == "interrupted":
+            raise Interrupted(f"{self.reason or 'stopped'}; the output written so far is complete and playable")
+        if self.stopped == "broken":
+            raise RockedgeError(f"{self.reason}; partial output kept")
+        if self.nonfinite_frames:
+            raise RockedgeError(f"{self.nonfinite_frames} of {self.frames} frames had non-finite logits (NaN/Inf): "
+                                "the model is broken; re-export it from a good checkpoint")
 
     def table(self) -> str:
         lines = [
@@ -55,6 +68,10 @@ class Summary:
             f"wall time   {self.seconds:.2f} s",
             f"throughput  {self.fps:.2f} frames/s",
             f"stopped     {self.stopped}" + (f": {self.reason}" if self.reason else ""),
+        ]
+        if self.nonfinite_frames:
+            lines.append(f"non-finite  {self.nonfinite_frames} frames had NaN/Inf logits (their masks are meaningless)")
+        lines += [
             "",
             f"{'stage':<12}{'mean ms':>10}{'p50 ms':>10}{'p95 ms':>10}",
         ]
@@ -110,11 +127,10 @@ class _Prepared:
 
 
 class _Run:
-    def __init__(self, seg: Segmenter, source: Source, outputs: RunOutputs | None, batch: int) -> None:
+    def __init__(self, seg: Segmenter, source: Source) -> None:
         self.seg = seg
         self.source = source
-        self.outputs = outputs
-        self.batch = batch
+        self.batch = batch = seg.batch
         depth = 2 * batch + 2
         self.q_frames: queue.Queue[Any] = queue.Queue(maxsize=depth)
         self.q_masks: queue.Queue[Any] = queue.Queue(maxsize=2)
@@ -123,6 +139,19 @@ class _Run:
         self.error: BaseException | None = None
         self.broken: str | None = None
         self.dropped = 0
+        self.workers = [threading.Thread(target=fn, name=f"rockedge-{fn.__name__}", daemon=True)
+                        for fn in (self.decode, self.infer, self.post)]
+
+    def start(self) -> None:
+        for w in self.workers:
+            w.start()
+
+    def shutdown(self) -> None:
+        """Stop every worker and wait for it (each forwards its end marker, so none blocks for long)."""
+        self.stop.set()
+        for w in self.workers:
+            if w.is_alive():
+                w.join(timeout=10)
 
     # Each worker forwards _END exactly once, whatever happens, so the consumer never waits forever.
     def decode(self) -> None:
@@ -218,34 +247,62 @@ def run_pipeline(
     source: Source,
     outputs: RunOutputs | None,
     *,
-    batch: int | None = None,
     progress: bool = True,
     show: bool = False,
     max_frames: int | None = None,
 ) -> Summary:
-    """Run ``seg`` over ``source`` into ``outputs``; returns the :class:`Summary` (not yet printed).
+    """Run ``seg`` over ``source`` into ``outputs`` and commit them with the summary beside them.
 
     Raises :class:`RockedgeError` (after removing partial outputs) when the model or the output
     fails; a broken stream or Ctrl-C returns a summary with ``stopped`` set and outputs committed.
+    The caller owns ``source`` and closes it.
     """
-    run = _Run(seg, source, outputs, batch or seg.batch)
-    if show:
-        _check_gui()
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=source.frame_count, unit="frame", disable=source.live, file=sys.stderr,
-                   dynamic_ncols=True, desc=source.kind)
-    workers = [threading.Thread(target=fn, name=f"rockedge-{fn.__name__}", daemon=True)
-               for fn in (run.decode, run.infer, run.post)]
-    times: dict[str, list[float]] = {s: [] for s in STAGES}
+    if show and not has_gui():
+        raise RockedgeError(
+            "--show needs an OpenCV build with a GUI and a display (this one is headless, e.g. "
+            "opencv-python-headless); install opencv-python or JetPack's OpenCV, or drop --show"
+        )
+    run = _Run(seg, source)
     summary = Summary(source=source.describe(), model=seg.describe())
     t_start = time.perf_counter()
+    try:
+        frames, times = _consume(run, summary, outputs, progress=progress, show=show, max_frames=max_frames)
+    except BaseException:
+        run.shutdown()
+        if outputs is not None:
+            outputs.abort()
+        raise
+    run.shutdown()
+    _raise_worker_error(run, outputs, frames, summary)
+    summary.frames = frames
+    summary.seconds = time.perf_counter() - t_start
+    summary.fps = frames / summary.seconds if summary.seconds > 0 else 0.0
+    summary.dropped = run.dropped
+    summary.skipped = source.skipped
+    summary.nonfinite_frames = seg.nonfinite_frames
+    summary.stage_ms = {k: _stats(v) for k, v in times.items() if v}
+    if run.broken and summary.stopped == "end":
+        summary.stopped, summary.reason = "broken", run.broken
+        warn(f"{run.broken}; keeping the {frames} frames processed")
+    if outputs is not None:
+        summary.outputs = outputs.commit(summary.to_dict())
+    if show:
+        import cv2
+
+        cv2.destroyAllWindows()
+    return summary
+
+
+def _consume(run: _Run, summary: Summary, outputs: RunOutputs | None, *, progress: bool, show: bool,
+             max_frames: int | None) -> tuple[int, dict[str, list[float]]]:
+    """The main thread: start the workers, write each result in order, stop on the end marker, q/Esc,
+    --max-frames or Ctrl-C. Returns the frame count and per-stage times."""
+    source = run.source
+    bar = console_progress(total=source.frame_count, desc=source.kind, unit="frame", enabled=progress and not source.live)
+    times: dict[str, list[float]] = {s: [] for s in STAGES}
     frames = 0
     try:
-        for w in workers:
-            w.start()
+        run.start()
         while True:
             item = _get(run.q_results, run.stop)
             if item is _END:
@@ -257,90 +314,52 @@ def run_pipeline(
             st["encode"] = (time.perf_counter() - t0) * 1e3
             for k, v in st.items():
                 times[k].append(v)
-            rec: dict[str, Any] = {"frame": f.index, "timestamp": round(f.timestamp, 6)}
-            if f.name:
-                rec["name"] = f.name
-            rec.update(r.stats)
-            rec["latency_ms"] = {k: round(v, 3) for k, v in st.items()}
             if outputs is not None:
-                outputs.record(rec)
+                outputs.record(_frame_record(f, r.stats, st))
             frames += 1
-            if bar is not None:
-                bar.update(1)
+            bar.update(1)
             if show and r.overlay is not None and _show(r.overlay):
-                summary.stopped = "interrupted"
+                summary.stopped, summary.reason = "interrupted", "closed by the user"
                 break
             if max_frames is not None and frames >= max_frames:
                 break
     except KeyboardInterrupt:
-        summary.stopped = "interrupted"
-        summary.reason = "Ctrl-C"
-    except BaseException:
-        run.stop.set()
-        _join(workers)
-        if outputs is not None:
-            outputs.abort()
-        raise
+        summary.stopped, summary.reason = "interrupted", "Ctrl-C"
     finally:
         run.stop.set()
-        if bar is not None:
-            bar.close()
-    _join(workers)
-    source.close()
-    if run.error is not None:
-        if outputs is not None:
-            outputs.abort()
-        if isinstance(run.error, KeyboardInterrupt):
-            raise run.error
-        if isinstance(run.error, RockedgeError):
-            raise run.error
-        raise RockedgeError(f"inference failed: {type(run.error).__name__}: {run.error}") from run.error
-    if frames == 0:
-        if outputs is not None:
-            outputs.abort()
-        if summary.stopped == "interrupted":
-            raise KeyboardInterrupt
-        raise RockedgeError(f"{source.label} produced no frames" + (f" ({run.broken})" if run.broken else ""))
-    if run.broken and summary.stopped == "end":
-        summary.stopped, summary.reason = "broken", run.broken
-        warn(f"{run.broken}; keeping the {frames} frames processed")
-    summary.frames = frames
-    summary.seconds = time.perf_counter() - t_start
-    summary.fps = frames / summary.seconds if summary.seconds > 0 else 0.0
-    summary.dropped = run.dropped
-    summary.skipped = source.skipped
-    summary.stage_ms = {k: _stats(v) for k, v in times.items() if v}
+        bar.close()
+    return frames, times
+
+
+def _frame_record(f: Frame, stats: dict[str, Any], stage_ms: dict[str, float]) -> dict[str, Any]:
+    rec: dict[str, Any] = {"frame": f.index, "timestamp": round(f.timestamp, 6)}
+    if f.name:
+        rec["name"] = f.name
+    rec.update(stats)
+    rec["latency_ms"] = {k: round(v, 3) for k, v in stage_ms.items()}
+    return rec
+
+
+def _raise_worker_error(run: _Run, outputs: RunOutputs | None, frames: int, summary: Summary) -> None:
+    """A failed worker, or a run that produced nothing, leaves no output behind."""
+    if run.error is None and frames > 0:
+        return
     if outputs is not None:
-        summary.outputs = outputs.commit()
-    if show:
-        import cv2
-
-        cv2.destroyAllWindows()
-    return summary
-
-
-def _join(workers: list[threading.Thread]) -> None:
-    for w in workers:
-        if w.is_alive():
-            w.join(timeout=10)
+        outputs.abort()
+    if isinstance(run.error, (KeyboardInterrupt, RockedgeError)):
+        raise run.error
+    if run.error is not None:
+        raise RockedgeError(f"inference failed: {type(run.error).__name__}: {run.error}") from run.error
+    if summary.stopped == "interrupted":
+        raise KeyboardInterrupt
+    source = run.source
+    raise RockedgeError(f"{source.label} produced no frames" + (f" ({run.broken})" if run.broken else ""))
 
 
 def _stats(v: list[float]) -> dict[str, float]:
     a = np.asarray(v)
     return {"mean": round(float(a.mean()), 3), "p50": round(float(np.percentile(a, 50)), 3),
             "p95": round(float(np.percentile(a, 95)), 3)}
-
-
-def _check_gui() -> None:
-    import cv2
-
-    try:
-        cv2.namedWindow("rockedge", cv2.WINDOW_NORMAL)
-    except cv2.error:
-        raise RockedgeError(
-            "--show needs an OpenCV build with a GUI (this one is headless, e.g. opencv-python-headless); "
-            "install opencv-python or JetPack's OpenCV, or drop --show"
-        ) from None
 
 
 def _show(image: np.ndarray) -> bool:

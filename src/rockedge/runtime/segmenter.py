@@ -1,7 +1,7 @@
 """The Python API under ``rockedge run``: ``Segmenter(model).predict(frame) -> Result``.
 
 A Segmenter owns one backend and the ModelSpec that came with the model file, and splits the work
-into the stages the pipeline overlaps: :meth:`preprocess`, :meth:`infer`, :meth:`postprocess`.
+into the stages the pipeline overlaps: :meth:`prepare_frame`, :meth:`infer`, :meth:`postprocess`.
 """
 
 from __future__ import annotations
@@ -12,12 +12,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import cv2
 import numpy as np
 
+from rockedge.console import warn
 from rockedge.errors import RockedgeError
 from rockedge.runtime.backends.base import Backend
+from rockedge.runtime.backends.loader import BackendOptions, open_backend
+from rockedge.runtime.batching import collate, count_nonfinite
 from rockedge.runtime.overlay import draw_overlay, mask_stats, palette_lut
 from rockedge.runtime.preprocess import Geometry, prepare, restore_mask, to_masks
+from rockedge.sizes import format_hw
 from rockedge.spec import ModelSpec
 
 
@@ -34,40 +39,28 @@ class Result:
 class Segmenter:
     """Segment BGR frames with any model rockedge runs (.onnx, TensorRT .plan, checkpoint, or a Backend).
 
-    ``imgsz`` (h, w) and ``batch`` must agree with what a fixed-shape model was exported for;
-    ``classes`` (names) is checked against the model's class list.
+    ``imgsz`` (h, w) and ``batch`` must agree with what a fixed-shape model was built for. How the
+    model is opened (backend, providers, a spec for a model without one) is ``options``; keyword
+    arguments are shorthand for :class:`BackendOptions` fields.
     """
 
     def __init__(
         self,
         model: str | os.PathLike[str] | Backend,
+        options: BackendOptions | None = None,
         *,
-        backend: str = "auto",
-        providers: Sequence[str] | None = None,
         imgsz: tuple[int, int] | None = None,
         batch: int | None = None,
         alpha: float = 0.5,
         contours: bool = False,
         draw: bool = True,
-        classes: Sequence[str] | None = None,
-        trust_pickle: bool = False,
+        **backend_kw: Any,
     ) -> None:
-        if isinstance(model, Backend):
-            self.backend = model
-        else:
-            from rockedge.runtime.backends.loader import open_backend
-
-            self.backend = open_backend(model, backend=backend, providers=list(providers) if providers else None,
-                                        trust_pickle=trust_pickle)
+        self.backend = model if isinstance(model, Backend) else open_backend(model, options, **backend_kw)
         try:
             self.spec: ModelSpec = self.backend.spec
             self.input_size = self._check_size(imgsz)
             self.batch = self._check_batch(batch)
-            if classes is not None and list(classes) != list(self.spec.classes):
-                raise RockedgeError(
-                    f"the model has {self.spec.num_classes} classes ({', '.join(self.spec.classes)}), "
-                    f"not {len(classes)} ({', '.join(classes)}); drop --classes or use the matching model"
-                )
             if not 0.0 <= alpha <= 1.0:
                 raise RockedgeError(f"--alpha must be between 0 and 1, got {alpha}")
         except BaseException:
@@ -78,6 +71,7 @@ class Segmenter:
         self.draw = draw
         self.lut = palette_lut(self.spec.palette)
         self._checked_output = False
+        self.nonfinite_frames = 0  # frames whose model output held NaN/Inf (the masks are then meaningless)
 
     # -- checks ------------------------------------------------------------------------------------
     def _check_size(self, imgsz: tuple[int, int] | None) -> tuple[int, int]:
@@ -85,12 +79,10 @@ class Segmenter:
         if imgsz is None:
             return tuple(fixed or self.spec.input_size)  # type: ignore[return-value]
         imgsz = (int(imgsz[0]), int(imgsz[1]))
-        if min(imgsz) < 16:
-            raise RockedgeError(f"--imgsz must be at least 16 x 16, got {imgsz[0]} x {imgsz[1]}")
         if fixed is not None and imgsz != tuple(fixed):
             raise RockedgeError(
-                f"--imgsz {imgsz[0]} {imgsz[1]} disagrees with the model, which takes {fixed[0]}x{fixed[1]}; "
-                f"drop --imgsz, or export with --imgsz {imgsz[0]} {imgsz[1]} (or --dynamic)"
+                f"--imgsz {format_hw(imgsz)} disagrees with the model, which takes {format_hw(fixed)}; "
+                f"drop --imgsz, or export with --imgsz {format_hw(imgsz)} (or --dynamic)"
             )
         return imgsz
 
@@ -115,28 +107,24 @@ class Segmenter:
             if out.shape[1] != spec.num_classes:
                 raise RockedgeError(
                     f"the model outputs {out.shape[1]} classes but its spec lists {spec.num_classes} "
-                    f"({', '.join(spec.classes)}); re-export it from its checkpoint"
+                    f"({', '.join(spec.classes)}); give one class name per output channel"
                 )
         self._checked_output = True
 
     # -- stages ------------------------------------------------------------------------------------
-    def preprocess(self, frames: Sequence[np.ndarray]) -> tuple[np.ndarray, list[Geometry]]:
-        """Frames -> the model's input batch (padded to a fixed batch by repeating the last frame)."""
-        batch, geoms = prepare(list(frames), self.spec, self.input_size)
-        return self.collate([batch]), geoms
-
     def prepare_frame(self, frame: np.ndarray) -> tuple[np.ndarray, Geometry]:
         """One frame -> a ``(1, ...)`` model input and its geometry; the pipeline runs this off the inference thread."""
         x, (geom,) = prepare([frame], self.spec, self.input_size)
         return x, geom
 
+    def preprocess(self, frames: Sequence[np.ndarray]) -> tuple[np.ndarray, list[Geometry]]:
+        """Frames -> the model's input batch (padded to a fixed batch by repeating the last frame)."""
+        x, geoms = prepare(list(frames), self.spec, self.input_size)
+        return self.collate([x]), geoms
+
     def collate(self, inputs: Sequence[np.ndarray]) -> np.ndarray:
-        """Join prepared inputs into one batch, padded to a fixed-batch model's size with the last frame."""
-        batch = inputs[0] if len(inputs) == 1 else np.concatenate(inputs)
-        fixed = self.backend.fixed_batch
-        if fixed is not None and 0 < batch.shape[0] < fixed:
-            batch = np.concatenate([batch, np.repeat(batch[-1:], fixed - batch.shape[0], axis=0)])
-        return batch
+        """Join prepared inputs into one batch, padded to a fixed-batch model's size."""
+        return collate(inputs, self.backend.fixed_batch)
 
     def infer(self, batch: np.ndarray, n: int | None = None) -> np.ndarray:
         """Model input batch -> ``(n, h, w)`` uint8 class masks at model resolution."""
@@ -144,7 +132,14 @@ class Segmenter:
         out = self.backend.infer(batch)
         if not self._checked_output:
             self._check_output(out, batch.shape[0])
-        masks = to_masks(out[:n], self.spec)
+        out = out[:n]
+        bad = count_nonfinite(out)
+        if bad:
+            if not self.nonfinite_frames:
+                warn(f"the model emitted {bad} non-finite logits (NaN/Inf) in one batch; masks of such frames are "
+                     "meaningless (a diverged or damaged model?): counted in the summary, not repeated")
+            self.nonfinite_frames += n
+        masks = to_masks(out, self.spec)
         if masks.max(initial=0) >= self.spec.num_classes:
             raise RockedgeError(
                 f"the model produced class {int(masks.max())} but its spec has {self.spec.num_classes} classes"
@@ -154,8 +149,6 @@ class Segmenter:
     def postprocess(self, frame: np.ndarray, small_mask: np.ndarray, geom: Geometry) -> Result:
         """Model-size mask -> frame-size mask, overlay and stats."""
         if small_mask.shape != tuple(self.input_size):  # a model whose output stride is not 1
-            import cv2
-
             small_mask = cv2.resize(small_mask, (self.input_size[1], self.input_size[0]),
                                     interpolation=cv2.INTER_NEAREST)
         mask = restore_mask(small_mask, geom)

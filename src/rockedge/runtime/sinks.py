@@ -1,9 +1,11 @@
 """Where results go: overlay/mask videos, overlay/mask images, JSON lines (numpy + OpenCV only).
 
-Every file is written under a temporary name beside its target (same suffix, since OpenCV picks
-the container from it) and renamed when the run ends. A run that stops early (Ctrl-C, a broken
-stream) still commits what it wrote, because a video writer that is released properly is a
-playable file; a run that fails removes its temporaries, so nothing half-written is left.
+Every sink answers one protocol: ``write(...)``, ``commit() -> Path | None`` (finish and move into
+place; None when nothing was written), ``abort()`` (remove what is unfinished). File sinks write under
+a temporary name beside their target (same suffix, since OpenCV picks the container from it) and
+rename it on commit. A run that stops early (Ctrl-C, a broken stream) still commits what it wrote,
+because a video writer that is released properly is a playable file; a run that fails aborts, so
+nothing half-written is left.
 """
 
 from __future__ import annotations
@@ -11,17 +13,16 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
-from functools import lru_cache
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 import cv2
 import numpy as np
 
-from rockedge.atomic import apply_default_mode
+from rockedge.atomic import temp_beside
+from rockedge.console import warn
 from rockedge.errors import RockedgeError
-from rockedge.runtime.sources import quiet_stderr, warn
+from rockedge.probes import writable_fourcc
 
 # Preferred codecs per container, best first. pip's OpenCV has no H.264 encoder, JetPack's usually does.
 CODECS: dict[str, tuple[str, ...]] = {
@@ -37,22 +38,10 @@ FALLBACK = (".mp4", "mp4v")
 MASK_VIDEO = (".mkv", "FFV1")
 
 
-@lru_cache(maxsize=None)
-def writable_fourcc(suffix: str, fourcc: str, is_color: bool = True) -> bool:
-    """Whether this OpenCV build can write ``fourcc`` into a ``suffix`` container (probed once)."""
-    fd, tmp = tempfile.mkstemp(suffix=suffix)
-    os.close(fd)
-    try:
-        with quiet_stderr():
-            w = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*fourcc), 30.0, (64, 48), is_color)
-            ok = w.isOpened()
-            if ok:
-                w.write(np.zeros((48, 64, 3) if is_color else (48, 64), np.uint8))
-            w.release()
-        return ok and os.path.getsize(tmp) > 0
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+class Sink(Protocol):
+    def commit(self) -> Path | None: ...
+
+    def abort(self) -> None: ...
 
 
 def choose_codec(path: Path, *, announce: bool = True) -> tuple[Path, str]:
@@ -73,62 +62,84 @@ def choose_codec(path: Path, *, announce: bool = True) -> tuple[Path, str]:
     raise RockedgeError("this OpenCV build cannot write any video format (no FFmpeg?); write images instead")
 
 
-def temp_beside(target: Path) -> Path:
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".part{target.suffix}", dir=target.parent)
-    os.close(fd)
-    apply_default_mode(Path(tmp))  # the output keeps this file's mode once renamed
-    return Path(tmp)
+class TempFileSink:
+    """One output file written under a temporary name and renamed onto ``target`` by :meth:`commit`."""
 
-
-class VideoSink:
-    """An OpenCV video writer at the source's exact frame rate, opened on the first frame."""
-
-    def __init__(self, target: Path, fps: float, *, fourcc: str | None = None, is_color: bool = True) -> None:
-        if fourcc is None:
-            target, fourcc = choose_codec(target)
+    def __init__(self, target: Path) -> None:
         self.target = target
-        self.fourcc = fourcc
-        self.fps = float(fps)
-        self.is_color = is_color
-        self.frames = 0
-        self.tmp = temp_beside(target)
-        self._writer: cv2.VideoWriter | None = None
+        self.tmp = temp_beside(target, f".part{target.suffix}")
+        self.count = 0  # items written
 
-    def write(self, image: np.ndarray) -> None:
-        if self._writer is None:
-            h, w = image.shape[:2]
-            self._writer = cv2.VideoWriter(
-                str(self.tmp), cv2.VideoWriter_fourcc(*self.fourcc), self.fps, (w, h), self.is_color
-            )
-            if not self._writer.isOpened():
-                raise RockedgeError(f"OpenCV cannot open a {self.fourcc} writer for {self.target}")
-            self.size = (h, w)
-        if image.shape[:2] != self.size:  # a camera that changes resolution mid-stream
-            image = cv2.resize(image, (self.size[1], self.size[0]), interpolation=cv2.INTER_NEAREST)
-        self._writer.write(image)
-        self.frames += 1
+    def _close(self) -> None:
+        """Flush and close the underlying writer (subclasses)."""
 
     def commit(self) -> Path | None:
-        """Finish the file and move it to its final name; None when no frame was written."""
-        if self._writer is not None:
-            self._writer.release()
-            self._writer = None
-        if self.frames == 0:
+        self._close()
+        if self.count == 0:
             self.abort()
             return None
         os.replace(self.tmp, self.target)
         return self.target
 
     def abort(self) -> None:
-        if self._writer is not None:
-            self._writer.release()
-            self._writer = None
+        self._close()
         with contextlib.suppress(OSError):
             self.tmp.unlink()
 
 
+class VideoSink(TempFileSink):
+    """An OpenCV video writer at the source's exact frame rate, opened on the first frame."""
+
+    def __init__(self, target: Path, fps: float, *, fourcc: str | None = None, is_color: bool = True) -> None:
+        if fourcc is None:
+            target, fourcc = choose_codec(target)
+        super().__init__(target)
+        self.fourcc = fourcc
+        self.fps = float(fps)
+        self.is_color = is_color
+        self.size: tuple[int, int] | None = None
+        self._writer: cv2.VideoWriter | None = None
+
+    def write(self, image: np.ndarray) -> None:
+        if self._writer is None:
+            h, w = image.shape[:2]
+            self._writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter.fourcc(*self.fourcc), self.fps, (w, h),
+                                           self.is_color)
+            if not self._writer.isOpened():
+                raise RockedgeError(f"OpenCV cannot open a {self.fourcc} writer for {self.target}")
+            self.size = (h, w)
+        if image.shape[:2] != self.size:  # a camera that changes resolution mid-stream
+            assert self.size is not None
+            image = cv2.resize(image, (self.size[1], self.size[0]), interpolation=cv2.INTER_NEAREST)
+        self._writer.write(image)
+        self.count += 1
+
+    def _close(self) -> None:
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None
+
+
+class JsonLinesSink(TempFileSink):
+    """One JSON object per frame, flushed as it goes, renamed into place at the end."""
+
+    def __init__(self, target: Path) -> None:
+        super().__init__(target)
+        self._fh: IO[str] | None = open(self.tmp, "w", encoding="utf-8")
+
+    def write(self, record: dict[str, Any]) -> None:
+        assert self._fh is not None
+        self._fh.write(json.dumps(record, separators=(",", ":")) + "\n")
+        self.count += 1
+
+    def _close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+
 class ImageSink:
-    """One image per frame into a directory (or one file), each written atomically."""
+    """One image per frame into a directory (or one file), each written atomically as it comes."""
 
     def __init__(self, directory: Path, *, suffix: str | None = None, single: Path | None = None) -> None:
         self.directory = directory
@@ -144,8 +155,7 @@ class ImageSink:
 
     def write(self, image: np.ndarray, name: str | None, index: int) -> None:
         target = self.path_for(name, index)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = temp_beside(target)
+        tmp = temp_beside(target, f".part{target.suffix}")
         try:
             if not cv2.imwrite(str(tmp), image):
                 raise RockedgeError(f"OpenCV cannot write {target}")
@@ -161,35 +171,3 @@ class ImageSink:
 
     def abort(self) -> None:
         """Images already written are complete files; they stay."""
-
-
-class JsonLinesSink:
-    """One JSON object per frame, flushed as it goes, renamed into place at the end."""
-
-    def __init__(self, target: Path) -> None:
-        self.target = target
-        self.tmp = temp_beside(target)
-        self._fh: IO[str] | None = open(self.tmp, "w", encoding="utf-8")
-        self.lines = 0
-
-    def write(self, record: dict[str, Any]) -> None:
-        assert self._fh is not None
-        self._fh.write(json.dumps(record, separators=(",", ":")) + "\n")
-        self.lines += 1
-
-    def commit(self) -> Path | None:
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
-        if self.lines == 0:
-            self.abort()
-            return None
-        os.replace(self.tmp, self.target)
-        return self.target
-
-    def abort(self) -> None:
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
-        with contextlib.suppress(OSError):
-            self.tmp.unlink()

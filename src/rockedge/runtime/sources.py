@@ -8,12 +8,10 @@ Files are *finite* sources: every frame is processed. Cameras, URLs and GStreame
 from __future__ import annotations
 
 import abc
-import contextlib
 import glob as globmod
 import math
 import os
 import re
-import sys
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -23,35 +21,14 @@ from typing import Any
 import cv2
 import numpy as np
 
+from rockedge.console import quiet_stderr, warn
 from rockedge.errors import RockedgeError
+from rockedge.probes import opencv_has
 
 # What cv2.imread reads in every build we ship with; anything else in a folder is skipped with a warning.
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pnm", ".jp2")
 URL_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 DEV_VIDEO_RE = re.compile(r"^/dev/video(\d+)$")
-
-
-def warn(message: str) -> None:
-    """One warning line on stderr (kept out of stdout, which carries the summary)."""
-    print(f"warning: {message}", file=sys.stderr, flush=True)
-
-
-@contextlib.contextmanager
-def quiet_stderr() -> Iterator[None]:
-    """Silence what OpenCV/FFmpeg/V4L2 print straight to fd 2 while probing, so a failure stays one line."""
-    try:
-        saved = os.dup(2)
-    except OSError:
-        yield
-        return
-    try:
-        with open(os.devnull, "w") as null:
-            sys.stderr.flush()
-            os.dup2(null.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
 
 
 @dataclass
@@ -83,6 +60,12 @@ class Source(abc.ABC):
 
     def close(self) -> None:
         """Release the device or file."""
+
+    def __enter__(self) -> "Source":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def describe(self) -> dict[str, Any]:
         return {"source": self.label, "kind": self.kind, "live": self.live, "fps": self.fps,
@@ -148,7 +131,6 @@ class CaptureSource(Source):
         self.fps = fps
         n = int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         self.frame_count = n if (kind == "video" and n > 0) else None
-        self.size_hw = first.shape[:2]
 
     def __iter__(self) -> Iterator[Frame]:
         index = 0
@@ -219,14 +201,6 @@ def _open_error(kind: str, label: str) -> str:
     return f"cannot open video {label}: not a video OpenCV can read, or the file is damaged"
 
 
-def has_gstreamer() -> bool:
-    """Whether this OpenCV build was compiled with GStreamer (true for JetPack's OpenCV, not for pip wheels)."""
-    for line in cv2.getBuildInformation().splitlines():
-        if line.strip().startswith("GStreamer:"):
-            return line.split(":", 1)[1].strip().upper().startswith("YES")
-    return False
-
-
 def is_gstreamer(text: str) -> bool:
     return "!" in text and not os.path.exists(text)
 
@@ -241,7 +215,7 @@ def open_source(source: str | os.PathLike[str] | int | Iterable[Any]) -> Source:
         return IterableSource(source)
     text = os.fspath(source)
     if is_gstreamer(text):
-        if not has_gstreamer():
+        if not opencv_has("GStreamer"):
             raise RockedgeError(
                 "SOURCE looks like a GStreamer pipeline, but this OpenCV build has no GStreamer support "
                 "(cv2.getBuildInformation() says GStreamer: NO); use JetPack's OpenCV on a Jetson, "

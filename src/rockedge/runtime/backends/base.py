@@ -1,64 +1,117 @@
-"""The one backend interface every model format answers.
+"""The one contract every inference backend answers, in the spirit of Polygraphy's runners.
 
-A backend owns a loaded model and does one thing: ``infer(batch) -> output``, where ``batch`` is
-what the model's :class:`ModelSpec` asks for (see :func:`rockedge.runtime.preprocess.prepare`) and
-the output is float logits ``(N, C, H, W)`` or a uint8/int mask ``(N, H, W)``, as ``spec.output_format``
-says. PyTorch (export side), ONNX Runtime and TensorRT all look the same from outside, which is what
-makes parity checks and evaluation backend-agnostic.
+A backend owns one loaded model and does one thing: ``infer(batch) -> output`` on a prepared tensor
+(what :func:`rockedge.runtime.preprocess.prepare` makes from BGR frames for the model's
+:class:`ModelSpec`). It describes its I/O (:class:`TensorInfo`: name, shape with ``None`` for dynamic
+axes, dtype, layout) and itself (:class:`BackendInfo`: backend, device, providers, precision, model
+path), and remembers how long its last call took. PyTorch, ONNX Runtime and TensorRT all look the
+same from outside, which is what makes evaluation, parity and benchmarks backend-agnostic.
+
+Loading is lazy (a backend module imports its library when a model is opened) and :meth:`close` is
+safe on an object whose ``__init__`` failed half-way.
 """
 
 from __future__ import annotations
 
 import abc
-from typing import Any
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
 
 import numpy as np
 
-from rockedge.runtime.preprocess import Geometry, prepare
+from rockedge.precision import Precision
 from rockedge.spec import ModelSpec
 
 
-class Backend(abc.ABC):
-    name: str = "backend"
+@dataclass(frozen=True)
+class TensorInfo:
+    """One model input or output: ``shape`` holds ``None`` for dynamic axes."""
 
-    def __init__(self, spec: ModelSpec) -> None:
-        self.spec = spec
+    name: str
+    shape: tuple[int | None, ...]
+    dtype: str  # numpy dtype name: float32, float16, uint8, int32, int64
+    layout: str  # NCHW, NHWC (images, logits) or NHW (class-index masks)
+
+    @property
+    def batch(self) -> int | None:
+        return self.shape[0] if self.shape else None
+
+    @property
+    def size_hw(self) -> tuple[int, int] | None:
+        """(height, width) when both are fixed."""
+        axes = {"NCHW": (2, 3), "NHWC": (1, 2), "NHW": (1, 2)}.get(self.layout)
+        if axes is None or len(self.shape) <= max(axes):
+            return None
+        h, w = self.shape[axes[0]], self.shape[axes[1]]
+        return (h, w) if h is not None and w is not None else None
+
+    @property
+    def channels(self) -> int | None:
+        axis = {"NCHW": 1, "NHWC": 3}.get(self.layout)
+        return self.shape[axis] if axis is not None and len(self.shape) > axis else None
+
+
+@dataclass(frozen=True)
+class BackendInfo:
+    """Which runtime runs the model, where, and in what precision (for reports and benchmarks)."""
+
+    backend: str  # onnxruntime | tensorrt | torch
+    model: str  # path of the model file, or a description of an in-memory model
+    device: str = "cpu"
+    providers: tuple[str, ...] = ()
+    precision: Precision = Precision.FP32
+    details: dict[str, Any] = field(default_factory=dict)  # e.g. TensorRT version, GPU
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["providers"] = list(self.providers)
+        d["precision"] = self.precision.value
+        d.update(d.pop("details"))
+        return d
+
+
+class Backend(abc.ABC):
+    """A loaded model behind ``infer(batch) -> logits (N, C, H, W) | mask (N, H, W)``, as ``spec.output_format`` says."""
+
+    name: ClassVar[str] = "backend"
+    spec: ModelSpec
+    input: TensorInfo
+    output: TensorInfo
+    last_infer_s: float = float("nan")  # wall time of the last infer() call, seconds
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        """Run the model on a prepared batch and time the call."""
+        t0 = time.perf_counter()
+        out = self._infer(batch)
+        self.last_infer_s = time.perf_counter() - t0
+        return out
 
     @abc.abstractmethod
-    def infer(self, batch: np.ndarray) -> np.ndarray:
-        """Run the model on a prepared batch; returns logits or a mask as ``spec.output_format`` says."""
+    def _infer(self, batch: np.ndarray) -> np.ndarray:
+        """The backend's own inference call."""
 
-    def infer_frames(
-        self, frames: list[np.ndarray], size_hw: tuple[int, int] | None = None
-    ) -> tuple[np.ndarray, list[Geometry]]:
-        """BGR frames -> outputs for exactly those frames, plus their geometries.
-
-        A fixed-batch model gets its batch filled by repeating the last frame; the padding is dropped.
-        """
-        n = len(frames)
-        fixed = self.fixed_batch
-        if fixed is not None and n > fixed:
-            raise ValueError(f"{n} frames for a model built for batch {fixed}")
-        padded = list(frames) + [frames[-1]] * ((fixed or n) - n)
-        x, geoms = prepare(padded, self.spec, size_hw)
-        return np.asarray(self.infer(x))[:n], geoms[:n]
+    @property
+    @abc.abstractmethod
+    def info(self) -> BackendInfo:
+        """Backend, device, providers, precision and model path."""
 
     @property
     def fixed_batch(self) -> int | None:
         """The batch size the model was built for, or None when any batch size works."""
-        return None
+        return self.input.batch
 
     @property
     def fixed_size(self) -> tuple[int, int] | None:
         """The (height, width) the model was built for, or None when any size works."""
-        return self.spec.input_size
+        return self.input.size_hw
 
     def describe(self) -> dict[str, Any]:
-        """A short description for reports (backend, device, providers...)."""
-        return {"backend": self.name}
+        """The backend info as a plain dict, for JSON reports."""
+        return self.info.to_dict()
 
     def close(self) -> None:
-        """Release the model and device memory."""
+        """Release the model and device memory; safe to call twice or on a half-built object."""
 
     def __enter__(self) -> "Backend":
         return self

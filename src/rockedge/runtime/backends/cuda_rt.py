@@ -105,6 +105,12 @@ class Stream:
         kind = self.rt.cudaMemcpyKind.cudaMemcpyHostToDevice
         check(self.rt.cudaMemcpyAsync(dst, src, nbytes, kind, self.handle), "cudaMemcpyAsync (to device)")
 
+    def to_device_array(self, dst: int, host: np.ndarray) -> None:
+        """Synchronous copy of a (pageable) numpy array into device memory, e.g. one calibration batch."""
+        host = np.ascontiguousarray(host)
+        kind = self.rt.cudaMemcpyKind.cudaMemcpyHostToDevice
+        check(self.rt.cudaMemcpy(dst, host.ctypes.data, host.nbytes, kind), "cudaMemcpy (to device)")
+
     def to_host(self, dst: int, src: int, nbytes: int) -> None:
         kind = self.rt.cudaMemcpyKind.cudaMemcpyDeviceToHost
         check(self.rt.cudaMemcpyAsync(dst, src, nbytes, kind, self.handle), "cudaMemcpyAsync (to host)")

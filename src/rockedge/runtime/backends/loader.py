@@ -1,73 +1,116 @@
-"""Open any model file rockedge understands as a :class:`Backend`, chosen by file type."""
+"""Open any model file rockedge understands as a :class:`Backend`: a table from file type to backend.
+
+Each backend module is imported only when its row is used, so a runtime-only install opens ``.onnx``
+without torch, and a Jetson opens ``.plan`` without onnxruntime.
+"""
 
 from __future__ import annotations
 
+import importlib
 import os
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from rockedge.errors import RockedgeError
+from rockedge.precision import Precision
 from rockedge.runtime.backends.base import Backend
-
-ONNX_SUFFIXES = (".onnx",)
-ENGINE_SUFFIXES = (".plan", ".engine", ".trt")
-CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
-BACKENDS = ("auto", "ort", "trt", "torch")
+from rockedge.runtime.modelio import NO_FLAGS, SpecFlags
 
 
-def model_kind(path: Path) -> str:
+@dataclass(frozen=True)
+class Format:
+    kind: str
+    suffixes: tuple[str, ...]
+    default_backend: str
+
+
+@dataclass(frozen=True)
+class BackendRow:
+    module: str
+    cls: str
+    kinds: tuple[str, ...]
+
+
+FORMATS = (
+    Format("onnx", (".onnx",), "ort"),
+    Format("engine", (".plan", ".engine", ".trt"), "trt"),
+    Format("checkpoint", (".pt", ".pth", ".ckpt"), "torch"),
+)
+BACKEND_TABLE: dict[str, BackendRow] = {
+    "ort": BackendRow("rockedge.runtime.backends.ort", "OrtBackend", ("onnx",)),
+    "trt": BackendRow("rockedge.runtime.backends.trt", "TrtBackend", ("engine",)),
+    "torch": BackendRow("rockedge.runtime.backends.pytorch", "TorchBackend", ("checkpoint",)),
+}
+BACKENDS = ("auto", *BACKEND_TABLE)
+
+
+@dataclass(frozen=True)
+class BackendOptions:
+    """Everything a command line can say about how to open a model; each backend takes what applies to it."""
+
+    backend: str = "auto"
+    providers: tuple[str, ...] | None = None  # ONNX Runtime execution providers
+    threads: int | None = None  # ONNX Runtime intra-op threads
+    device: str | None = None  # PyTorch device ("cpu", "cuda:0")
+    precision: Precision = Precision.FP32  # PyTorch: fp16 runs under CUDA autocast
+    trust_pickle: bool = False  # checkpoints that pickle whole modules
+    spec_flags: SpecFlags = NO_FLAGS
+
+    def kwargs_for(self, backend: str) -> dict[str, Any]:
+        if backend == "ort":
+            return {"providers": self.providers, "threads": self.threads, "spec_flags": self.spec_flags}
+        if backend == "trt":
+            return {"spec_flags": self.spec_flags}
+        return {"device": self.device, "trust_pickle": self.trust_pickle, "spec_flags": self.spec_flags,
+                "precision": self.precision}
+
+
+def model_format(path: Path) -> Format:
     suffix = path.suffix.lower()
-    if suffix in ONNX_SUFFIXES:
-        return "onnx"
-    if suffix in ENGINE_SUFFIXES:
-        return "engine"
-    if suffix in CHECKPOINT_SUFFIXES:
-        return "checkpoint"
+    for f in FORMATS:
+        if suffix in f.suffixes:
+            return f
     raise RockedgeError(
         f"cannot tell the model type of {path.name}: expected .onnx, a TensorRT .plan/.engine, or a .pt checkpoint"
     )
 
 
-def open_backend(
-    model: str | os.PathLike[str],
-    *,
-    backend: str = "auto",
-    providers: list[str] | tuple[str, ...] | None = None,
-    trust_pickle: bool = False,
-    device: str = "cpu",
-) -> Backend:
-    """``.onnx`` -> ONNX Runtime (or TensorRT via its execution provider with ``providers``), ``.plan`` ->
-    TensorRT, checkpoint -> PyTorch (needs torch; convenience for comparisons)."""
+def open_backend(model: str | os.PathLike[str], options: BackendOptions | None = None, **kw: Any) -> Backend:
+    """Open ``model`` with the backend its file type calls for (or ``options.backend``).
+
+    Keyword arguments are shorthand for :class:`BackendOptions` fields.
+    """
+    options = options or BackendOptions(**kw)
     path = Path(model)
-    if backend not in BACKENDS:
-        raise RockedgeError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if options.backend not in BACKENDS:
+        raise RockedgeError(f"unknown backend {options.backend!r}; choose one of {', '.join(BACKENDS)}")
     if not path.exists():
         raise RockedgeError(f"model not found: {path}")
-    kind = model_kind(path)
-    if kind == "onnx" and backend in ("auto", "ort"):
-        from rockedge.runtime.backends.ort import OrtBackend
+    fmt = model_format(path)
+    name = fmt.default_backend if options.backend == "auto" else options.backend
+    row = BACKEND_TABLE[name]
+    if fmt.kind not in row.kinds:
+        if fmt.kind == "onnx" and name == "trt":
+            # Say what is missing first (TensorRT, a GPU), then how to get an engine from this file.
+            from rockedge.runtime.backends.trt import require_tensorrt
 
-        return OrtBackend(path, providers=providers)
-    if kind == "engine" and backend in ("auto", "trt"):
-        from rockedge.runtime.backends.trt import TrtBackend
-
-        return TrtBackend(path)
-    if kind == "checkpoint" and backend in ("auto", "torch"):
-        try:
-            from rockedge.export.torch_backend import TorchBackend
-        except ImportError as e:
+            require_tensorrt()
             raise RockedgeError(
-                f"running a checkpoint needs torch ({e.name} is missing): pip install 'rockedge[train]', "
-                "or export it to ONNX first"
-            ) from None
-        return TorchBackend(path, trust_pickle=trust_pickle, device=device)
-    if kind == "onnx" and backend == "trt":
-        # Say what is missing first (TensorRT, a GPU), then how to get an engine from this file.
-        from rockedge.runtime.backends.trt import require_tensorrt
+                f"--backend trt runs a TensorRT engine, not {path.name}: build one on this device first "
+                f"(rockedge export {path.name} --format engine), or run the ONNX through TensorRT with "
+                "--backend ort --providers trt"
+            )
+        raise RockedgeError(f"backend {name!r} cannot run a {fmt.kind} file ({path.name})")
+    cls = getattr(importlib.import_module(row.module), row.cls)
+    return cls(path, **options.kwargs_for(name))
 
-        require_tensorrt()
-        raise RockedgeError(
-            f"--backend trt runs a TensorRT engine, not {path.name}: build one on this device first "
-            f"(trtexec --onnx={path.name} --saveEngine={path.stem}.plan, then its manifest), "
-            "or run the ONNX through TensorRT with --backend ort --providers trt"
-        )
-    raise RockedgeError(f"backend {backend!r} cannot run a {kind} file ({path.name})")
+
+def parse_providers(text: str | Sequence[str] | None) -> tuple[str, ...] | None:
+    """``"cuda, cpu"`` -> ("cuda", "cpu"); empty entries dropped; None or empty -> None (automatic)."""
+    if text is None:
+        return None
+    items = text.split(",") if isinstance(text, str) else list(text)
+    out = tuple(p.strip() for p in items if p and p.strip())
+    return out or None

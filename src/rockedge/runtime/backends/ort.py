@@ -1,38 +1,39 @@
 """ONNX Runtime backend: CPU, CUDA and TensorRT execution providers, chosen automatically.
 
 Reads the ModelSpec from the ONNX file's metadata through onnxruntime alone (no ``onnx`` import),
-so it runs in a runtime-only install.
+so it runs in a runtime-only install; a model without one is described by :class:`SpecFlags`.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from rockedge.deps import require
 from rockedge.errors import BackendUnavailable, RockedgeError
-from rockedge.runtime.backends.base import Backend
-from rockedge.spec import METADATA_KEY, ModelSpec
+from rockedge.precision import Precision
+from rockedge.runtime.backends.base import Backend, BackendInfo
+from rockedge.runtime.modelio import NO_FLAGS, SpecFlags, TensorDesc, resolve_io
+from rockedge.spec import METADATA_KEY, PRECISION_KEY, ModelSpec
 
 # Preference order for "auto": the fastest provider this onnxruntime build offers.
 AUTO_ORDER = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 PROVIDER_ALIASES = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "trt": "TensorrtExecutionProvider",
                     "tensorrt": "TensorrtExecutionProvider"}
+# ONNX Runtime's type strings -> numpy dtype names.
+ORT_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(uint8)": "uint8",
+              "tensor(int8)": "int8", "tensor(int32)": "int32", "tensor(int64)": "int64", "tensor(double)": "float64"}
 
 
 def _ort() -> Any:
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        raise BackendUnavailable(
-            "onnxruntime is not installed: pip install 'rockedge[ort]' (on a Jetson, NVIDIA's onnxruntime-gpu wheel)"
-        ) from None
-    return ort
+    return require("onnxruntime", "running .onnx models")
 
 
-def resolve_providers(requested: list[str] | tuple[str, ...] | None) -> list[str]:
+def resolve_providers(requested: Sequence[str] | None) -> list[str]:
     """Map user names (cpu, cuda, trt or full provider names) to available providers, in order."""
     available = _ort().get_available_providers()
     if not requested:
@@ -49,11 +50,9 @@ def resolve_providers(requested: list[str] | tuple[str, ...] | None) -> list[str
     return out
 
 
-def read_spec(session: Any, path: Path) -> ModelSpec:
-    meta = session.get_modelmeta().custom_metadata_map
-    if METADATA_KEY not in meta:
-        raise RockedgeError(f"{path} has no rockedge model spec in its metadata; export it with `rockedge export`")
-    return ModelSpec.from_json(meta[METADATA_KEY])
+def _desc(arg: Any) -> TensorDesc:
+    shape = tuple(v if isinstance(v, int) and v > 0 else None for v in (arg.shape or ()))
+    return TensorDesc(arg.name, shape, ORT_DTYPES.get(arg.type, arg.type))
 
 
 class OrtBackend(Backend):
@@ -63,9 +62,11 @@ class OrtBackend(Backend):
         self,
         path: str | os.PathLike[str],
         *,
-        providers: list[str] | tuple[str, ...] | None = None,
+        providers: Sequence[str] | None = None,
         threads: int | None = None,
+        spec_flags: SpecFlags = NO_FLAGS,
     ) -> None:
+        self.session: Any = None
         ort = _ort()
         path = Path(path)
         if not path.is_file():
@@ -82,34 +83,30 @@ class OrtBackend(Backend):
         except Exception as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise RockedgeError(f"onnxruntime cannot load {path}: {first}") from None
-        super().__init__(read_spec(self.session, path))
         self.path = path
-        inp = self.session.get_inputs()
-        if len(inp) != 1:
-            raise RockedgeError(f"{path} has {len(inp)} inputs; rockedge models take exactly one")
-        self.input_name = inp[0].name
-        self.input_shape = list(inp[0].shape)
-        self.output_name = self.session.get_outputs()[0].name
-        self._dtype = np.uint8 if self.spec.input_format == "raw" else np.float32
+        meta = self.session.get_modelmeta().custom_metadata_map
+        embedded = ModelSpec.from_json(meta[METADATA_KEY]) if METADATA_KEY in meta else None
+        self.precision = Precision.parse(meta.get(PRECISION_KEY, "fp32"))
+        self.spec, self.input, self.output = resolve_io(
+            str(path), [_desc(a) for a in self.session.get_inputs()], [_desc(a) for a in self.session.get_outputs()],
+            embedded, spec_flags,
+        )
+        self._dtype = np.dtype(self.input.dtype)
 
-    @property
-    def fixed_batch(self) -> int | None:
-        b = self.input_shape[0]
-        return b if isinstance(b, int) else None
-
-    @property
-    def fixed_size(self) -> tuple[int, int] | None:
-        hw = self.input_shape[1:3] if self.spec.input_layout == "NHWC" else self.input_shape[2:4]
-        return (hw[0], hw[1]) if all(isinstance(v, int) for v in hw) else None
-
-    def infer(self, batch: np.ndarray) -> np.ndarray:
+    def _infer(self, batch: np.ndarray) -> np.ndarray:
         if batch.dtype != self._dtype:
-            raise RockedgeError(f"model input is {np.dtype(self._dtype).name}, got {batch.dtype}")
-        (out,) = self.session.run([self.output_name], {self.input_name: batch})
-        return out
+            if self._dtype == np.float16 and batch.dtype == np.float32:
+                batch = batch.astype(np.float16)  # a model with float16 I/O takes the usual float32 batch
+            else:
+                raise RockedgeError(f"model input is {self._dtype.name}, got {batch.dtype}")
+        (out,) = self.session.run([self.output.name], {self.input.name: batch})
+        return out.astype(np.float32) if out.dtype == np.float16 else out
 
-    def describe(self) -> dict[str, Any]:
-        return {"backend": self.name, "providers": self.session.get_providers(), "model": str(self.path)}
+    @property
+    def info(self) -> BackendInfo:
+        providers = tuple(self.session.get_providers()) if self.session is not None else ()
+        device = "cuda" if any(p != "CPUExecutionProvider" for p in providers) else "cpu"
+        return BackendInfo(self.name, str(self.path), device, providers, self.precision)
 
     def close(self) -> None:
-        self.session = None  # type: ignore[assignment]
+        self.session = None

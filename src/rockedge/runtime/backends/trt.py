@@ -16,8 +16,10 @@ from typing import Any
 
 import numpy as np
 
+from rockedge.console import warn
 from rockedge.errors import BackendUnavailable, RockedgeError
-from rockedge.runtime.backends.base import Backend
+from rockedge.precision import Precision
+from rockedge.runtime.backends.base import Backend, BackendInfo
 from rockedge.runtime.backends.cuda_rt import Stream, require_gpu
 from rockedge.runtime.backends.trt_io import (
     BufferSet,
@@ -28,8 +30,8 @@ from rockedge.runtime.backends.trt_io import (
     resolve_input_shape,
     trt_api,
 )
-from rockedge.runtime.manifest import check_manifest, read_manifest
-from rockedge.runtime.sources import warn
+from rockedge.runtime.manifest import EngineManifest, check_manifest, find_manifest, read_manifest
+from rockedge.runtime.modelio import NO_FLAGS, SpecFlags, TensorDesc, resolve_io
 
 MISSING_TRT = (
     "TensorRT's Python package (tensorrt) is not importable here; on a Jetson it comes with JetPack "
@@ -55,28 +57,33 @@ def dims(d: Any) -> tuple[int, ...]:
 
 
 class TrtBackend(Backend):
-    """Runs a ``.plan`` whose manifest (``model.plan.json``) supplies the ModelSpec."""
+    """Runs a ``.plan``; its manifest (``model.plan.json``) supplies the ModelSpec, or :class:`SpecFlags` for a
+    plan built elsewhere (trtexec, DeepStream) that has none."""
 
     name = "tensorrt"
 
-    def __init__(self, path: str | os.PathLike[str], *, device: int = 0) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, device: int = 0, spec_flags: SpecFlags = NO_FLAGS) -> None:
         path = Path(path)
         if not path.is_file():
             raise RockedgeError(f"engine not found: {path}")
-        manifest = read_manifest(path)  # before TensorRT: a wrong file fails the same way everywhere
-        super().__init__(manifest.spec)
+        # The manifest is read before TensorRT, so a wrong file fails the same way on every machine.
+        manifest: EngineManifest | None = read_manifest(path) if find_manifest(path) is not None else None
+        if manifest is None and spec_flags.classes is None:
+            read_manifest(path)  # raises the one-line "no manifest beside it" error with the fix
         self.path = path
         self.manifest = manifest
         trt = import_tensorrt()
         self.api = trt_api(trt.__version__)
         gpu_name, cc = require_gpu(device)
-        for w in check_manifest(manifest, path, tensorrt_version=trt.__version__, gpu_name=gpu_name,
-                                compute_capability=cc):
-            warn(w)
+        if manifest is not None:
+            for w in check_manifest(manifest, path, tensorrt_version=trt.__version__, gpu_name=gpu_name,
+                                    compute_capability=cc):
+                warn(w)
         self.gpu = {"name": gpu_name, "compute_capability": cc}
+        self.precision = manifest.precision if manifest is not None else Precision.FP32
         self._logger = trt.Logger(trt.Logger.WARNING)
         self._runtime = trt.Runtime(self._logger)
-        if manifest.version_compatible and self.api.version_compatible_engines:
+        if manifest is not None and manifest.version_compatible and self.api.version_compatible_engines:
             # A version-compatible plan embeds its lean runtime; TensorRT runs it only when allowed.
             setattr(self._runtime, "engine_host_code_allowed", True)
         engine = self._runtime.deserialize_cuda_engine(path.read_bytes())
@@ -93,19 +100,22 @@ class TrtBackend(Backend):
         self.stream = Stream()
         self.buffers = BufferSet(self.stream.alloc_host, self.stream.alloc_device, self.stream.free_host,
                                  self.stream.free_device, Stream.host_array)
-        self.inputs: list[str] = []
-        self.outputs: list[str] = []
+        inputs: list[TensorDesc] = []
+        outputs: list[TensorDesc] = []
+        self.dtypes: dict[str, np.dtype[Any]] = {}
         for i in range(engine.num_io_tensors):
             tname = engine.get_tensor_name(i)
-            if engine.get_tensor_mode(tname) == trt.TensorIOMode.INPUT:
-                self.inputs.append(tname)
-            else:
-                self.outputs.append(tname)
-        if len(self.inputs) != 1 or not self.outputs:
-            raise RockedgeError(f"{path.name} has inputs {self.inputs} and outputs {self.outputs}; "
-                                "rockedge engines take one input and give one output")
-        self.input_name, self.output_name = self.inputs[0], self.outputs[0]
-        self.dtypes = {n: dtype_of(engine.get_tensor_dtype(n), self.api, tensor=n) for n in self.inputs + self.outputs}
+            self.dtypes[tname] = dtype_of(engine.get_tensor_dtype(tname), self.api, tensor=tname)
+            shape = tuple(None if v < 0 else v for v in dims(engine.get_tensor_shape(tname)))
+            desc = TensorDesc(tname, shape, self.dtypes[tname].name)
+            (inputs if engine.get_tensor_mode(tname) == trt.TensorIOMode.INPUT else outputs).append(desc)
+        if len(inputs) != 1:
+            raise RockedgeError(f"{path.name} has {len(inputs)} inputs; rockedge feeds models with one image input")
+        self.spec, self.input, self.output = resolve_io(
+            path.name, inputs, outputs, manifest.spec if manifest is not None else None, spec_flags)
+        self.input_name, self.output_name = self.input.name, self.output.name
+        # Every output needs a buffer and an address even when only one is read.
+        self.outputs = [t.name for t in outputs]
         self.engine_shape = dims(engine.get_tensor_shape(self.input_name))
         self.profile: Profile | None = None
         if -1 in self.engine_shape:
@@ -114,18 +124,6 @@ class TrtBackend(Backend):
         self._shape: tuple[int, ...] | None = None
 
     # -- shape handling ------------------------------------------------------------------------
-    def _layout_hw(self, shape: tuple[int, ...]) -> tuple[int, int]:
-        return (shape[1], shape[2]) if self.spec.input_layout == "NHWC" else (shape[2], shape[3])
-
-    @property
-    def fixed_batch(self) -> int | None:
-        return self.engine_shape[0] if self.engine_shape[0] != -1 else None
-
-    @property
-    def fixed_size(self) -> tuple[int, int] | None:
-        h, w = self._layout_hw(self.engine_shape)
-        return (h, w) if h != -1 and w != -1 else None
-
     def _set_shape(self, shape: tuple[int, ...]) -> None:
         shape = resolve_input_shape(self.input_name, self.engine_shape, shape, self.profile)
         if not self.context.set_input_shape(self.input_name, shape):
@@ -142,7 +140,7 @@ class TrtBackend(Backend):
         self._shape = shape
 
     # -- inference ---------------------------------------------------------------------------------
-    def infer(self, batch: np.ndarray) -> np.ndarray:
+    def _infer(self, batch: np.ndarray) -> np.ndarray:
         want = self.dtypes[self.input_name]
         if batch.dtype != want:
             raise RockedgeError(f"engine input is {want.name}, got {batch.dtype}")
@@ -159,9 +157,10 @@ class TrtBackend(Backend):
         self.stream.synchronize()
         return self.buffers.host_view(self.output_name).copy()
 
-    def describe(self) -> dict[str, Any]:
-        return {"backend": self.name, "tensorrt": self.api.label, "gpu": self.gpu, "model": str(self.path),
-                "precision": self.manifest.precision}
+    @property
+    def info(self) -> BackendInfo:
+        return BackendInfo(self.name, str(self.path), self.gpu["name"], (), self.precision,
+                           {"tensorrt": self.api.label, "compute_capability": self.gpu["compute_capability"]})
 
     def close(self) -> None:
         buffers = getattr(self, "buffers", None)

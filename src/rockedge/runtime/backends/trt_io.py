@@ -16,7 +16,6 @@ from rockedge.errors import BackendUnavailable, RockedgeError
 from rockedge.runtime.manifest import parse_version
 
 MIN_VERSION = (8, 5)  # first release with the tensor-name API and execute_async_v3
-TESTED_MAJORS = (8, 10, 11)
 
 # TensorRT DataType names -> numpy. BF16/FP8/INT4 have no numpy dtype: such I/O is refused.
 DTYPES: dict[str, Any] = {
