@@ -17,6 +17,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from rockedge.deps import require
 from rockedge.errors import RockedgeError
 
 SEVERITIES = ("error", "warning", "info")
@@ -63,12 +64,18 @@ class Finding:
         return f"{self.severity:<7} {self.rule}{where}: {self.message}"
 
 
+def format_findings(findings: list[Finding]) -> str:
+    """A summary line and one line per finding."""
+    if not findings:
+        return "TensorRT lint: no findings"
+    counts = {s: sum(f.severity == s for f in findings) for s in SEVERITIES}
+    lines = ["TensorRT lint: " + ", ".join(f"{v} {k}" for k, v in counts.items() if v)]
+    return "\n".join(lines + [f"  {f}" for f in findings])
+
+
 def lint_file(path: str | os.PathLike[str]) -> list[Finding]:
     """Lint an ONNX file on disk."""
-    try:
-        import onnx
-    except ImportError:
-        raise RockedgeError("linting needs onnx: pip install 'rockedge[export]'") from None
+    onnx = require("onnx", "linting")
     if not os.path.isfile(path):
         raise RockedgeError(f"model not found: {path}")
     try:
@@ -78,136 +85,162 @@ def lint_file(path: str | os.PathLike[str]) -> list[Finding]:
     return lint_model(model)
 
 
+@dataclass
+class _Graph:
+    """What the rules need to know about a graph, computed once."""
+
+    model: Any
+    constants: set[str]  # tensors whose value is known when the engine is built
+    types: dict[str, int]  # tensor name -> ONNX elem type, after shape inference
+    all_static: bool  # every graph input has fixed dims
+    findings: list[Finding]
+
+    def add(self, sev: str, rule: str, node: str, msg: str) -> None:
+        self.findings.append(Finding(sev, rule, node, msg))
+
+
 def lint_model(model: Any) -> list[Finding]:
     """Lint an ``onnx.ModelProto``; findings sorted errors first."""
     import onnx
-    from onnx import TensorProto
 
     g = model.graph
-    findings: list[Finding] = []
-
-    def add(sev: str, rule: str, node: str, msg: str) -> None:
-        findings.append(Finding(sev, rule, node, msg))
-
-    # Tensors whose value is known when the engine is built.
-    constants = {i.name for i in g.initializer}
-    constants |= {o for n in g.node if n.op_type == "Constant" for o in n.output}
+    constants = {i.name for i in g.initializer} | {o for n in g.node if n.op_type == "Constant" for o in n.output}
     try:
         inferred = onnx.shape_inference.infer_shapes(model)
     except Exception:
         inferred = model
-    types: dict[str, int] = {}
-    for vi in [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output]:
-        types[vi.name] = vi.type.tensor_type.elem_type
+    types = {vi.name: vi.type.tensor_type.elem_type
+             for vi in [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output]}
+    all_static = not any(not d.HasField("dim_value") for vi in g.input if vi.name not in constants
+                         for d in vi.type.tensor_type.shape.dim)
+    ctx = _Graph(model, constants, types, all_static, [])
+    for rule in (_lint_opset, _lint_inputs, _lint_outputs, _lint_weights, _lint_nodes):
+        rule(ctx)
+    order = {s: i for i, s in enumerate(SEVERITIES)}
+    return sorted(ctx.findings, key=lambda f: order[f.severity])
 
-    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+
+def _lint_opset(ctx: _Graph) -> None:
+    opset = next((o.version for o in ctx.model.opset_import if o.domain in ("", "ai.onnx")), 0)
     if opset > 20:
-        add("error", "opset", "", f"opset {opset}: TensorRT 10 parses opset 9..20; export with --opset 17")
+        ctx.add("error", "opset", "", f"opset {opset}: TensorRT 10 parses opset 9..20; export with --opset 17")
     elif opset > 17:
-        add("warning", "opset", "", f"opset {opset}: TensorRT 8.5 (JetPack 5) parses up to opset 17")
+        ctx.add("warning", "opset", "", f"opset {opset}: TensorRT 8.5 (JetPack 5) parses up to opset 17")
 
+
+def _lint_inputs(ctx: _Graph) -> None:
+    from onnx import TensorProto
+
+    g = ctx.model.graph
     for vi in g.input:
-        if vi.name in constants:
+        if vi.name in ctx.constants:
             continue
         tt = vi.type.tensor_type
         dims = [d.dim_param or (str(d.dim_value) if d.HasField("dim_value") else "?") for d in tt.shape.dim]
-        dynamic = [d for d in tt.shape.dim if not d.HasField("dim_value")]
-        if dynamic:
-            add("info", "dynamic-shape", vi.name,
-                f"input shape {dims} has symbolic dims: building an engine needs an optimisation profile "
-                "(min/opt/max shapes); fixed shapes give TensorRT the most freedom")
+        if any(not d.HasField("dim_value") for d in tt.shape.dim):
+            ctx.add("info", "dynamic-shape", vi.name,
+                    f"input shape {dims} has symbolic dims: building an engine needs an optimisation profile "
+                    "(min/opt/max shapes); fixed shapes give TensorRT the most freedom")
         if tt.elem_type == TensorProto.UINT8:
             consumers = [n for n in g.node if vi.name in n.input]
             if any(n.op_type != "Cast" and n.op_type != "Transpose" for n in consumers):
-                add("error", "uint8-input", vi.name,
-                    "UINT8 input feeds compute ops; TensorRT supports UINT8 only at the network boundary, cast it first")
+                ctx.add("error", "uint8-input", vi.name,
+                        "UINT8 input feeds compute ops; TensorRT supports UINT8 only at the network boundary, cast it first")
             else:
-                add("info", "uint8-input", vi.name,
-                    "UINT8 input (raw frames): needs TensorRT >= 8.5, which casts it to float on the GPU")
+                ctx.add("info", "uint8-input", vi.name,
+                        "UINT8 input (raw frames): needs TensorRT >= 8.5, which casts it to float on the GPU")
         if tt.elem_type in (TensorProto.INT64, TensorProto.DOUBLE):
-            add("warning", "input-dtype", vi.name,
-                f"{TensorProto.DataType.Name(tt.elem_type)} input: TensorRT < 10 casts it down with clamping")
+            ctx.add("warning", "input-dtype", vi.name,
+                    f"{TensorProto.DataType.Name(tt.elem_type)} input: TensorRT < 10 casts it down with clamping")
 
-    for vi in g.output:
+
+def _lint_outputs(ctx: _Graph) -> None:
+    from onnx import TensorProto
+
+    for vi in ctx.model.graph.output:
         et = vi.type.tensor_type.elem_type
         name = TensorProto.DataType.Name(et) if et else "?"
         if et == TensorProto.INT64:
-            add("error", "int64-output", vi.name,
-                "INT64 output: TensorRT < 10 (JetPack 5 and older) cannot produce INT64 network outputs; cast to INT32")
+            ctx.add("error", "int64-output", vi.name,
+                    "INT64 output: TensorRT < 10 (JetPack 5 and older) cannot produce INT64 network outputs; cast to INT32")
         elif et == TensorProto.DOUBLE:
-            add("error", "double-output", vi.name, "DOUBLE output: TensorRT computes in float at most; cast to FLOAT")
+            ctx.add("error", "double-output", vi.name, "DOUBLE output: TensorRT computes in float at most; cast to FLOAT")
         elif et == TensorProto.UINT8:
-            add("warning", "uint8-output", vi.name,
-                "UINT8 output: TensorRT allows UINT8 only at the network boundary and only from version 8.5/9 on")
+            ctx.add("warning", "uint8-output", vi.name,
+                    "UINT8 output: TensorRT allows UINT8 only at the network boundary and only from version 8.5/9 on")
         elif et not in (TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.INT32, TensorProto.BOOL, TensorProto.INT8):
-            add("warning", "output-dtype", vi.name, f"{name} output is not a TensorRT-native type")
+            ctx.add("warning", "output-dtype", vi.name, f"{name} output is not a TensorRT-native type")
 
+
+def _lint_weights(ctx: _Graph) -> None:
+    from onnx import TensorProto
+
+    g = ctx.model.graph
     int64_weights = [i.name for i in g.initializer if i.data_type == TensorProto.INT64]
     int64_weights += [
         n.output[0] for n in g.node if n.op_type == "Constant"
         and any(a.name == "value" and a.t.data_type == TensorProto.INT64 for a in n.attribute)
     ]
     if int64_weights:
-        add("info", "int64-weights", "",
-            f"{len(int64_weights)} INT64 constants (e.g. {', '.join(int64_weights[:3])}): TensorRT < 10 casts INT64 "
-            "weights to INT32 (clamped; a warning at parse time, harmless for shapes/axes)")
+        ctx.add("info", "int64-weights", "",
+                f"{len(int64_weights)} INT64 constants (e.g. {', '.join(int64_weights[:3])}): TensorRT < 10 casts INT64 "
+                "weights to INT32 (clamped; a warning at parse time, harmless for shapes/axes)")
     doubles = [i.name for i in g.initializer if i.data_type == TensorProto.DOUBLE]
     if doubles:
-        add("warning", "double-weights", "", f"{len(doubles)} DOUBLE initializers are cast down to FLOAT by TensorRT")
+        ctx.add("warning", "double-weights", "", f"{len(doubles)} DOUBLE initializers are cast down to FLOAT by TensorRT")
 
-    all_static = not any(
-        not d.HasField("dim_value") for vi in g.input if vi.name not in constants for d in vi.type.tensor_type.shape.dim
-    )
+
+def _lint_nodes(ctx: _Graph) -> None:
+    import onnx
+    from onnx import TensorProto
+
     shape_ops: Counter[str] = Counter()
     newer: dict[str, list[str]] = {}  # one finding per op type, not per node: 20 identical lines help nobody
-    for n in g.node:
+    for n in ctx.model.graph.node:
         name = n.name or (n.output[0] if n.output else n.op_type)
         attrs = {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}
         attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in attrs.items()}
         if n.domain not in ("", "ai.onnx"):
-            add("error", "custom-op", name, f"{n.domain}::{n.op_type} is not a standard op; TensorRT needs a plugin")
+            ctx.add("error", "custom-op", name, f"{n.domain}::{n.op_type} is not a standard op; TensorRT needs a plugin")
             continue
         if n.op_type in UNSUPPORTED_OPS and n.op_type not in NEWER_TRT_OPS:
-            add("error", "unsupported-op", name, f"{n.op_type} has no TensorRT importer")
+            ctx.add("error", "unsupported-op", name, f"{n.op_type} has no TensorRT importer")
         elif n.op_type in NEWER_TRT_OPS:
             newer.setdefault(n.op_type, []).append(name)
         if n.op_type in ("Shape", "Size"):
             shape_ops[n.op_type] += 1
         for idx in MUST_BE_CONSTANT.get(n.op_type, ()):
-            if len(n.input) > idx and n.input[idx] and n.input[idx] not in constants:
-                add("error" if n.op_type in ("Conv", "ConvTranspose") else "warning", "non-constant-weight", name,
-                    f"{n.op_type} input {idx} ({n.input[idx]}) is computed, TensorRT needs an initializer")
+            if len(n.input) > idx and n.input[idx] and n.input[idx] not in ctx.constants:
+                ctx.add("error" if n.op_type in ("Conv", "ConvTranspose") else "warning", "non-constant-weight", name,
+                        f"{n.op_type} input {idx} ({n.input[idx]}) is computed, TensorRT needs an initializer")
         if n.op_type in ("ArgMax", "ArgMin"):
             if attrs.get("select_last_index", 0):
-                add("error", "argmax-last-index", name,
-                    f"{n.op_type} select_last_index=1: TensorRT implements it with TopK, which returns the first maximum")
-            src_t = types.get(n.input[0])
+                ctx.add("error", "argmax-last-index", name,
+                        f"{n.op_type} select_last_index=1: TensorRT implements it with TopK, which returns the first maximum")
+            src_t = ctx.types.get(n.input[0])
             if src_t not in (None, 0, TensorProto.FLOAT, TensorProto.FLOAT16):
-                add("warning", "argmax-dtype", name, f"{n.op_type} on {TensorProto.DataType.Name(src_t)}: TensorRT takes FP32/FP16")
+                ctx.add("warning", "argmax-dtype", name,
+                        f"{n.op_type} on {TensorProto.DataType.Name(src_t)}: TensorRT takes FP32/FP16")
         if n.op_type in ("Resize", "Upsample"):
-            _lint_resize(n, name, attrs, constants, not all_static, add)
+            _lint_resize(n, name, attrs, ctx.constants, not ctx.all_static, ctx.add)
         if n.op_type == "Cast":
             to = attrs.get("to")
             if to in (TensorProto.DOUBLE, TensorProto.STRING, TensorProto.COMPLEX64, TensorProto.COMPLEX128):
-                add("error", "cast-dtype", name, f"Cast to {TensorProto.DataType.Name(to)}: not a TensorRT type")
+                ctx.add("error", "cast-dtype", name, f"Cast to {TensorProto.DataType.Name(to)}: not a TensorRT type")
         if n.op_type in ("Loop", "Scan", "If"):
-            add("warning", "control-flow", name, f"{n.op_type}: data-dependent control flow is slow or unsupported in TensorRT")
+            ctx.add("warning", "control-flow", name, f"{n.op_type}: data-dependent control flow is slow or unsupported in TensorRT")
         if n.op_type in ("MaxPool",) and len(n.output) > 1 and n.output[1]:
-            add("error", "maxpool-indices", name, "MaxPool Indices output is unsupported by TensorRT")
+            ctx.add("error", "maxpool-indices", name, "MaxPool Indices output is unsupported by TensorRT")
         if n.op_type in ("Conv", "ConvTranspose", "AveragePool", "MaxPool"):
             ks = attrs.get("kernel_shape")
             if ks is not None and len(ks) not in (2, 3):
-                add("error", "conv-rank", name, f"{n.op_type} with {len(ks)}-D kernel: TensorRT supports 2D/3D only")
-
+                ctx.add("error", "conv-rank", name, f"{n.op_type} with {len(ks)}-D kernel: TensorRT supports 2D/3D only")
     for op, names in newer.items():
-        add("warning", "newer-op", names[0],
-            f"{len(names)} {op} node(s): {op} needs TensorRT >= {NEWER_TRT_OPS[op]} (check your JetPack's TensorRT)")
-    if all_static and shape_ops:
-        add("warning", "shape-subgraph", "",
-            f"static-shape graph still computes shapes at run time ({dict(shape_ops)}); simplify with onnxsim")
-
-    order = {s: i for i, s in enumerate(SEVERITIES)}
-    return sorted(findings, key=lambda f: order[f.severity])
+        ctx.add("warning", "newer-op", names[0],
+                f"{len(names)} {op} node(s): {op} needs TensorRT >= {NEWER_TRT_OPS[op]} (check your JetPack's TensorRT)")
+    if ctx.all_static and shape_ops:
+        ctx.add("warning", "shape-subgraph", "",
+                f"static-shape graph still computes shapes at run time ({dict(shape_ops)}); simplify with onnxsim")
 
 
 def _lint_resize(n: Any, name: str, attrs: dict[str, Any], constants: set[str], dynamic: bool, add: Any) -> None:

@@ -7,23 +7,31 @@ export settings. ``rockedge run model.onnx`` needs nothing else.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
 import time
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from rockedge._version import __version__
 from rockedge.atomic import atomic_path
+from rockedge.console import progress as console_progress
+from rockedge.deps import require
 from rockedge.errors import RockedgeError
-from rockedge.spec import INPUT_FORMATS, METADATA_KEY, OUTPUT_FORMATS, ModelSpec
+from rockedge.precision import Precision
+from rockedge.sizes import parse_size
+from rockedge.spec import INPUT_FORMATS, METADATA_KEY, OUTPUT_FORMATS, PRECISION_KEY, ModelSpec
 
 EXPORT_KEY = "rockedge.export"
 SOURCE_SHA_KEY = "rockedge.source_sha256"
+ROCKEDGE_KEYS = (METADATA_KEY, EXPORT_KEY, SOURCE_SHA_KEY, PRECISION_KEY)
 INPUT_NAME = "images"
 OUTPUT_NAMES = {"logits": "logits", "mask": "mask"}
 # TensorRT 8.5 (JetPack 5) parses up to opset 17, TensorRT 10 up to 20; below 13 Resize/Squeeze differ.
@@ -44,38 +52,19 @@ class ExportResult:
 
 
 def _torch() -> Any:
-    try:
-        import torch
-    except ImportError:
-        raise RockedgeError("exporting needs torch: pip install 'rockedge[export]'") from None
-    return torch
+    return require("torch", "exporting")
 
 
 def _onnx() -> Any:
-    try:
-        import onnx
-    except ImportError:
-        raise RockedgeError("exporting needs onnx: pip install 'rockedge[export]'") from None
-    return onnx
-
-
-def check_imgsz(imgsz: Any) -> tuple[int, int] | None:
-    """Validate ``(height, width)``: two integers >= 16 (DeepLabV3 downsamples by 8 or 16)."""
-    if imgsz is None:
-        return None
-    try:
-        h, w = (int(v) for v in imgsz)
-    except (TypeError, ValueError):
-        raise RockedgeError(f"--imgsz needs two integers HEIGHT WIDTH, got {imgsz!r}") from None
-    if h < 16 or w < 16 or h > 8192 or w > 8192:
-        raise RockedgeError(f"--imgsz {h} {w} is out of range: each side must be between 16 and 8192 pixels")
-    return (h, w)
+    return require("onnx", "exporting")
 
 
 def make_export_module(model: Any, spec: ModelSpec, input_format: str, output_format: str) -> Any:
-    """Wrap a torchvision DeepLabV3 so the graph takes ``input_format`` and returns ``output_format``."""
+    """Wrap a torchvision segmentation model so the graph takes ``input_format`` and returns ``output_format``."""
     torch = _torch()
     from torch import nn
+
+    from rockedge.models.zoo import main_output
 
     class ExportModule(nn.Module):
         def __init__(self) -> None:
@@ -97,7 +86,7 @@ def make_export_module(model: Any, spec: ModelSpec, input_format: str, output_fo
             if self.raw:
                 x = x.permute(0, 3, 1, 2).float()
                 x = torch.nn.functional.conv2d(x, self.norm_w, self.norm_b)
-            out = self.model(x)["out"]
+            out = main_output(self.model(x))
             if self.mask:
                 out = out.argmax(dim=1).to(torch.int32)
             return out
@@ -122,11 +111,46 @@ def count_nodes(model: Any) -> int:
     return len(model.graph.node)
 
 
+class Steps:
+    """Named, timed steps of a job with one progress bar; ``times`` holds ``<name>_s`` per step."""
+
+    def __init__(self, total: int, desc: str, progress: bool) -> None:
+        self.bar = console_progress(total=total, desc=desc, unit="step", enabled=progress)
+        self.times: dict[str, float] = {}
+        self.t0 = time.perf_counter()
+
+    @contextlib.contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        self.bar.set_postfix_str(name)
+        t = time.perf_counter()
+        yield
+        self.times[f"{name}_s"] = round(time.perf_counter() - t, 3)
+        self.bar.update(1)
+
+    def close(self) -> dict[str, float]:
+        self.bar.close()
+        self.times["total_s"] = round(time.perf_counter() - self.t0, 3)
+        return self.times
+
+
+def check_export_options(out: Path, input_format: str, output_format: str, batch: int, opset: int) -> None:
+    if out.suffix.lower() != ".onnx":
+        raise RockedgeError(f"output path must end in .onnx (rockedge picks the runtime by suffix), got {out.name}")
+    if input_format not in INPUT_FORMATS:
+        raise RockedgeError(f"--input must be one of {', '.join(INPUT_FORMATS)}, got {input_format!r}")
+    if output_format not in OUTPUT_FORMATS:
+        raise RockedgeError(f"--output must be one of {', '.join(OUTPUT_FORMATS)}, got {output_format!r}")
+    if not isinstance(batch, int) or batch < 1:
+        raise RockedgeError(f"--batch must be a positive integer, got {batch!r}")
+    if not OPSET_RANGE[0] <= int(opset) <= OPSET_RANGE[1]:
+        raise RockedgeError(f"--opset {opset} is not supported; use {OPSET_RANGE[0]}..{OPSET_RANGE[1]} (17 suits TensorRT 8.5+)")
+
+
 def export_onnx(
     checkpoint: Any,
     out: str | os.PathLike[str],
     *,
-    imgsz: tuple[int, int] | None = None,
+    imgsz: Any = None,
     batch: int = 1,
     dynamic: bool = False,
     opset: int = 17,
@@ -138,89 +162,41 @@ def export_onnx(
 ) -> ExportResult:
     """Export a checkpoint (path or loaded :class:`Checkpoint`) to ONNX at ``out``; see the module docstring."""
     out = Path(out)
-    if out.suffix.lower() != ".onnx":
-        raise RockedgeError(f"output path must end in .onnx (rockedge picks the runtime by suffix), got {out.name}")
-    if input_format not in INPUT_FORMATS:
-        raise RockedgeError(f"--input must be one of {', '.join(INPUT_FORMATS)}, got {input_format!r}")
-    if output_format not in OUTPUT_FORMATS:
-        raise RockedgeError(f"--output must be one of {', '.join(OUTPUT_FORMATS)}, got {output_format!r}")
-    if not isinstance(batch, int) or batch < 1:
-        raise RockedgeError(f"--batch must be a positive integer, got {batch!r}")
-    if not OPSET_RANGE[0] <= int(opset) <= OPSET_RANGE[1]:
-        raise RockedgeError(f"--opset {opset} is not supported; use {OPSET_RANGE[0]}..{OPSET_RANGE[1]} (17 suits TensorRT 8.5+)")
-    size = check_imgsz(imgsz)
-
-    from tqdm import tqdm
-
+    check_export_options(out, input_format, output_format, batch, opset)
+    size = parse_size(imgsz)
     from rockedge.export.lint import lint_model
-    from rockedge.train.checkpoint import Checkpoint, load_checkpoint
+    from rockedge.models.checkpoint import Checkpoint, load_checkpoint, require_finite
 
     torch = _torch()
     onnx = _onnx()
-    steps = tqdm(total=5, desc="export", unit="step", disable=None if progress else True, leave=False)  # None: off when not a terminal
-    t0 = time.perf_counter()
-    times: dict[str, float] = {}
+    steps = Steps(5, "export", progress)
 
-    steps.set_postfix_str("load checkpoint")
-    ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint, trust_pickle=trust_pickle)
-    spec = ckpt.spec.replace(
-        input_size=size or ckpt.spec.input_size, input_format=input_format, output_format=output_format
-    )
-    module = make_export_module(ckpt.build(), spec, input_format, output_format)
-    times["load_s"] = time.perf_counter() - t0
-    steps.update()
+    with steps.step("load"):
+        ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint, trust_pickle=trust_pickle)
+        require_finite(ckpt.state_dict, str(getattr(checkpoint, "name", checkpoint)) if not isinstance(checkpoint, Checkpoint) else "the checkpoint")
+        spec = ckpt.spec.replace(
+            input_size=size or ckpt.spec.input_size, input_format=input_format, output_format=output_format
+        )
+        module = make_export_module(ckpt.build(), spec, input_format, output_format)
 
-    steps.set_postfix_str("torch.onnx.export")
-    t = time.perf_counter()
-    axes, shape = _io_dims(spec, batch, dynamic)
-    dummy = (
-        torch.randint(0, 256, shape, dtype=torch.uint8) if input_format == "raw" else torch.randn(*shape)
-    )
-    buf = io.BytesIO()
-    try:
-        with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
-            # The TorchScript exporter is a deliberate choice (see docs/export.md); its deprecation notice
-            # would only alarm users on every export.
-            warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*legacy TorchScript-based ONNX export")
-            torch.onnx.export(
-                module,
-                (dummy,),
-                buf,
-                dynamo=False,  # TorchScript exporter: honours the opset, 1e-5 parity on DeepLabV3
-                opset_version=int(opset),
-                input_names=[INPUT_NAME],
-                output_names=[OUTPUT_NAMES[output_format]],
-                dynamic_axes=axes or None,
-                do_constant_folding=True,
-            )
-    except Exception as e:  # the exporter raises many types; all mean "this graph did not export"
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise RockedgeError(f"torch.onnx.export failed for {spec.arch}: {first}") from None
-    model = onnx.load_from_string(buf.getvalue())
-    nodes_before = count_nodes(model)
-    times["export_s"] = time.perf_counter() - t
-    steps.update()
+    with steps.step("export"):
+        model = _trace(torch, onnx, module, spec, batch, dynamic, int(opset))
+        nodes_before = count_nodes(model)
 
-    steps.set_postfix_str("simplify")
-    t = time.perf_counter()
-    simplified = False
-    if simplify:
-        model, simplified = _simplify(model)
-    nodes_after = count_nodes(model)
-    times["simplify_s"] = time.perf_counter() - t
-    steps.update()
+    with steps.step("simplify"):
+        simplified = False
+        if simplify:
+            model, simplified = _simplify(model)
+        nodes_after = count_nodes(model)
 
-    steps.set_postfix_str("check")
-    t = time.perf_counter()
-    try:
-        model = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
-        onnx.checker.check_model(model, full_check=True)
-    except Exception as e:
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise RockedgeError(f"exported graph fails onnx.checker: {first}") from None
-    findings = lint_model(model)
-    times["check_s"] = time.perf_counter() - t
-    steps.update()
+    with steps.step("check"):
+        try:
+            model = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
+            onnx.checker.check_model(model, full_check=True)
+        except Exception as e:
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise RockedgeError(f"exported graph fails onnx.checker: {first}") from None
+        findings = lint_model(model)
 
     settings = {
         "imgsz": list(spec.input_size),
@@ -236,16 +212,12 @@ def export_onnx(
         "source": str(getattr(checkpoint, "name", checkpoint)) if not isinstance(checkpoint, Checkpoint) else "<checkpoint>",
         "source_format": ckpt.source_format,
     }
-    _stamp(model, spec, ckpt.sha256, settings)
+    stamp(model, spec, settings, source_sha256=ckpt.sha256, precision=Precision.FP32)
 
-    steps.set_postfix_str("write")
-    t = time.perf_counter()
-    with atomic_path(out) as tmp:
-        onnx.save(model, str(tmp))
-    times["write_s"] = time.perf_counter() - t
-    steps.update()
-    steps.close()
-    times["total_s"] = time.perf_counter() - t0
+    with steps.step("write"):
+        with atomic_path(out) as tmp:
+            onnx.save(model, str(tmp))
+    times = steps.close()
 
     report = {
         "model": str(out),
@@ -259,18 +231,42 @@ def export_onnx(
         "settings": settings,
         "source_sha256": ckpt.sha256,
         "notes": list(ckpt.notes),
-        "times": {k: round(v, 3) for k, v in times.items()},
+        "times": times,
         "lint": [f.to_dict() for f in findings],
     }
     return ExportResult(path=out, spec=spec, report=report)
 
 
-def _simplify(model: Any) -> tuple[Any, bool]:
-    """Run onnxsim; a failure keeps the unsimplified (still valid) graph rather than failing the export."""
+def _trace(torch: Any, onnx: Any, module: Any, spec: ModelSpec, batch: int, dynamic: bool, opset: int) -> Any:
+    """torch.onnx.export with the TorchScript exporter into memory; returns the ModelProto."""
+    axes, shape = _io_dims(spec, batch, dynamic)
+    dummy = torch.randint(0, 256, shape, dtype=torch.uint8) if spec.input_format == "raw" else torch.randn(*shape)
+    buf = io.BytesIO()
     try:
-        import onnxsim
-    except ImportError:
-        raise RockedgeError("--simplify needs onnxsim: pip install onnxsim, or pass --no-simplify") from None
+        with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
+            # The TorchScript exporter is a deliberate choice (see docs/export.md); its deprecation notice
+            # would only alarm users on every export.
+            warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*legacy TorchScript-based ONNX export")
+            torch.onnx.export(
+                module,
+                (dummy,),
+                buf,
+                dynamo=False,  # TorchScript exporter: honours the opset, 1e-5 parity on DeepLabV3
+                opset_version=opset,
+                input_names=[INPUT_NAME],
+                output_names=[OUTPUT_NAMES[spec.output_format]],
+                dynamic_axes=axes or None,
+                do_constant_folding=True,
+            )
+    except Exception as e:  # the exporter raises many types; all mean "this graph did not export"
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise RockedgeError(f"torch.onnx.export failed for {spec.arch}: {first}") from None
+    return onnx.load_from_string(buf.getvalue())
+
+
+def _simplify(model: Any) -> tuple[Any, bool]:
+    """Run onnxsim; a failure stops the export with a hint to retry with --no-simplify."""
+    onnxsim = require("onnxsim", "--simplify (or pass --no-simplify)")
     try:
         simplified, ok = onnxsim.simplify(model)
     except Exception as e:
@@ -280,33 +276,23 @@ def _simplify(model: Any) -> tuple[Any, bool]:
     return simplified, True
 
 
-def _stamp(model: Any, spec: ModelSpec, sha256: str, settings: dict[str, Any]) -> None:
-    """Put spec, source hash and settings into ``metadata_props`` (replacing any earlier rockedge keys)."""
-    from rockedge import __version__
-
-    keep = [p for p in model.metadata_props if p.key not in (METADATA_KEY, EXPORT_KEY, SOURCE_SHA_KEY)]
+def stamp(model: Any, spec: ModelSpec, settings: dict[str, Any], *, source_sha256: str | None,
+          precision: Precision) -> None:
+    """Put spec, precision, source hash and settings into ``metadata_props`` (replacing earlier rockedge keys)."""
+    keep = [p for p in model.metadata_props if p.key not in ROCKEDGE_KEYS]
     del model.metadata_props[:]
     model.metadata_props.extend(keep)
-    for key, value in (
-        (METADATA_KEY, spec.to_json()),
-        (SOURCE_SHA_KEY, sha256),
-        (EXPORT_KEY, json.dumps(settings, sort_keys=True)),
-    ):
+    entries = [(METADATA_KEY, spec.to_json()), (PRECISION_KEY, precision.value),
+               (EXPORT_KEY, json.dumps(settings, sort_keys=True, default=str))]
+    if source_sha256:
+        entries.append((SOURCE_SHA_KEY, source_sha256))
+    for key, value in entries:
         p = model.metadata_props.add()
         p.key, p.value = key, value
     model.producer_name = "rockedge"
     model.producer_version = __version__
-    model.doc_string = f"rockedge {spec.arch} {spec.num_classes}-class segmentation ({spec.input_format} in, {spec.output_format} out)"
-
-
-def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
-    """The ``metadata_props`` of an ONNX file as a dict (reads the graph without weights data)."""
-    onnx = _onnx()
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as e:
-        raise RockedgeError(f"cannot read ONNX file {path}: {type(e).__name__}") from None
-    return {p.key: p.value for p in model.metadata_props}
+    model.doc_string = (f"rockedge {spec.arch} {spec.num_classes}-class segmentation ({spec.input_format} in, "
+                        f"{spec.output_format} out, {precision.value})")
 
 
 def _shape_of(value_info: Any) -> list[int | str]:

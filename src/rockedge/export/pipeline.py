@@ -2,22 +2,27 @@
 
 Export writes the model to a staging file beside the target, checks it against PyTorch, and only then moves
 it into place. A model over budget never replaces the one at the target path: it is kept as
-``<stem>.failed.onnx`` next to its ``<stem>.parity.json`` so the failure can be inspected.
+``<stem>.failed.onnx`` next to its ``<stem>.parity.json`` so the failure can be inspected. The candidate
+side of a check is opened like any model (:func:`open_backend`), so FP16/INT8 ONNX models and TensorRT
+engines are verified by the same code.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rockedge.atomic import ensure_writable_dir, write_json
+from rockedge.atomic import ensure_writable_dir, temp_beside, write_json
+from rockedge.console import note
 from rockedge.errors import RockedgeError
 from rockedge.export.onnx import ExportResult, export_onnx
-from rockedge.export.parity import ParityBudget, ParityReport, compare, frames_with_source
+from rockedge.export.parity import ParityBudget, ParityReport, compare, frames_with_source, size_for
+from rockedge.runtime.backends.base import Backend
+from rockedge.runtime.backends.loader import BackendOptions, open_backend
 
 
 def parity_path(model: str | os.PathLike[str]) -> Path:
@@ -33,7 +38,7 @@ def failed_path(model: str | os.PathLike[str]) -> Path:
 
 @dataclass
 class ExportOutcome:
-    """An export plus its parity check; ``path`` is where the model ended up (target or ``.failed.onnx``)."""
+    """An export plus its parity check; ``export.path`` is where the model ended up (target or ``.failed.onnx``)."""
 
     export: ExportResult
     parity: ParityReport
@@ -42,6 +47,40 @@ class ExportOutcome:
     @property
     def passed(self) -> bool:
         return self.parity.passed
+
+
+def load_named_checkpoint(checkpoint: str | os.PathLike[str], *, trust_pickle: bool = False,
+                          classes: Sequence[str] | None = None, data_dir: str | os.PathLike[str] | None = None) -> Any:
+    """Load a checkpoint; a plain state_dict (no class names of its own) takes them from ``classes``, else from
+    the dataset at ``data_dir``, else keeps the assumed ones, saying which in one note."""
+    from rockedge.models.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(checkpoint, trust_pickle=trust_pickle)
+    if not ckpt.spec_assumed:
+        if classes is not None and tuple(classes) != ckpt.spec.classes:
+            raise RockedgeError(
+                f"{checkpoint} predicts {', '.join(ckpt.spec.classes)}, not {', '.join(classes)}; drop --classes"
+            )
+        return ckpt
+    n = ckpt.spec.num_classes
+    if classes is not None:
+        if len(classes) != n:
+            raise RockedgeError(f"{checkpoint} predicts {n} classes; --classes names {len(classes)}")
+        ckpt.spec = ckpt.spec.replace(classes=tuple(classes))
+        ckpt.spec_assumed = False
+        return ckpt
+    if data_dir is not None:
+        from rockedge.data.datasets import open_dataset
+
+        ds = open_dataset(data_dir, "val")
+        if len(ds.classes) == n:
+            ckpt.spec = ckpt.spec.replace(classes=ds.classes, palette=ds.palette)
+            ckpt.spec_assumed = False
+            note(f"{checkpoint} carries no class names; using the dataset's: {', '.join(ds.classes)}")
+            return ckpt
+    note(f"{checkpoint} carries no class names; assuming {', '.join(ckpt.spec.classes)} (name them with --classes "
+         "or --data)")
+    return ckpt
 
 
 def export_and_verify(
@@ -53,13 +92,12 @@ def export_and_verify(
     budget: ParityBudget | None = None,
     seed: int = 0,
     trust_pickle: bool = False,
+    classes: Sequence[str] | None = None,
     progress: bool = True,
     **export_kwargs: Any,
 ) -> ExportOutcome:
     """Export ``checkpoint`` to ``out`` and compare it with PyTorch on ``n`` frames (see module docstring)."""
-    from rockedge.export.torch_backend import TorchBackend
-    from rockedge.runtime.backends.ort import OrtBackend
-    from rockedge.train.checkpoint import load_checkpoint
+    from rockedge.runtime.backends.pytorch import TorchBackend
 
     out = Path(out)
     if out.suffix.lower() != ".onnx":
@@ -67,19 +105,16 @@ def export_and_verify(
     if n < 1:
         raise RockedgeError(f"--n must be >= 1, got {n}")
     ensure_writable_dir(out.parent if str(out.parent) else Path("."))
-    ckpt = load_checkpoint(checkpoint, trust_pickle=trust_pickle)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=".staging.onnx", dir=out.parent)
-    os.close(fd)
-    staging = Path(tmp)
+    ckpt = load_named_checkpoint(checkpoint, trust_pickle=trust_pickle, classes=classes, data_dir=data_dir)
+    staging = temp_beside(out, ".staging.onnx")
     try:
         result = export_onnx(ckpt, staging, trust_pickle=trust_pickle, progress=progress, **export_kwargs)
         result.report["settings"]["source"] = str(checkpoint)
-        batch = int(export_kwargs.get("batch", 1))
         frames, source = frames_with_source(n, result.spec.input_size, data_dir, seed)
-        with TorchBackend(ckpt) as ref, OrtBackend(staging) as cand:
+        with TorchBackend(ckpt) as ref, open_backend(staging) as cand:
             # A dynamic model is checked at the export size and at the batch the user asked for.
-            parity = compare(ref, cand, frames, budget=budget, batch=batch, size_hw=result.spec.input_size,
-                             frame_source=source)
+            parity = compare(ref, cand, frames, budget=budget, batch=int(export_kwargs.get("batch", 1)),
+                             size_hw=result.spec.input_size, frame_source=source)
         final = out if parity.passed else failed_path(out)
         os.replace(staging, final)
     finally:
@@ -97,28 +132,33 @@ def export_and_verify(
     return ExportOutcome(export=result, parity=parity, report_path=report_path)
 
 
-def verify_models(
-    a: str | os.PathLike[str],
-    b: str | os.PathLike[str],
-    *,
-    data_dir: str | os.PathLike[str] | None = None,
-    n: int = 8,
-    imgsz: tuple[int, int] | None = None,
-    batch: int = 1,
-    budget: ParityBudget | None = None,
-    seed: int = 0,
-    trust_pickle: bool = False,
-) -> ParityReport:
-    """Compare any two models :func:`open_backend` can open; ``a`` is the reference."""
-    from rockedge.export.onnx import check_imgsz
-    from rockedge.export.parity import _size_for
-    from rockedge.runtime.backends.loader import open_backend
+def verify_backends(ref: Backend, cand: Backend, *, data_dir: str | os.PathLike[str] | None = None, n: int = 8,
+                    imgsz: tuple[int, int] | None = None, batch: int = 1, budget: ParityBudget | None = None,
+                    seed: int = 0) -> ParityReport:
+    """Compare two open backends on ``n`` frames (dataset images or generated scenes)."""
+    size = size_for(ref, cand, imgsz)
+    frames, source = frames_with_source(n, size, data_dir, seed)
+    return compare(ref, cand, frames, budget=budget, batch=batch, size_hw=size, frame_source=source)
 
-    size = check_imgsz(imgsz)
-    with open_backend(a, trust_pickle=trust_pickle) as ref, open_backend(b, trust_pickle=trust_pickle) as cand:
-        size = _size_for(ref, cand, size)
-        frames, source = frames_with_source(n, size, data_dir, seed)
-        report = compare(ref, cand, frames, budget=budget, batch=batch, size_hw=size, frame_source=source)
-    for side, path in (("reference", a), ("candidate", b)):
-        getattr(report, side)["model"] = str(path)
+
+def verify_models(
+    model: str | os.PathLike[str],
+    reference: str | os.PathLike[str],
+    *,
+    options: BackendOptions | None = None,
+    reference_options: BackendOptions | None = None,
+    preset: str | None = None,
+    overrides: dict[str, float | None] | None = None,
+    **kw: Any,
+) -> ParityReport:
+    """Check that ``model`` segments like ``reference``; each is anything :func:`open_backend` opens.
+
+    The budget is ``preset`` (default: the precision ``model`` runs in) with ``overrides``.
+    """
+    with open_backend(reference, reference_options or BackendOptions()) as ref, \
+            open_backend(model, options or BackendOptions()) as cand:
+        budget = ParityBudget.for_precision(preset or cand.info.precision, **(overrides or {}))
+        report = verify_backends(ref, cand, budget=budget, **kw)
+    report.reference["model"] = str(reference)
+    report.candidate["model"] = str(model)
     return report

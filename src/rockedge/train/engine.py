@@ -1,6 +1,11 @@
 """The training loop: paired augmentation, weighted CE + Dice, AMP on CUDA, per-epoch evaluation,
 best/last checkpoints, resume, CSV/JSON metrics and a PNG plot.
 
+It reads as torchvision's reference script does: :func:`train` sets up (:func:`_setup`), then per epoch
+calls :func:`train_one_epoch` and :func:`evaluate_epoch`, records (:func:`_record`) and refits the schedule
+to ``--max-minutes``. A non-finite loss or weight stops the run with one line and leaves the last good
+checkpoint in place.
+
 Multi-GPU training goes through ``torchrun`` (DistributedDataParallel): when ``WORLD_SIZE`` > 1 the
 loop initialises the process group (NCCL on CUDA, gloo on CPU), shards data with DistributedSampler,
 reduces the confusion matrix across ranks, and only rank 0 writes files.
@@ -23,14 +28,15 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from rockedge.atomic import atomic_path, ensure_writable_dir, write_json
+from rockedge.console import progress as console_progress
 from rockedge.errors import RockedgeError
 from rockedge.evaluation import evaluate, format_report
-from rockedge.runtime.backends.base import Backend
+from rockedge.models.checkpoint import Checkpoint, load_checkpoint, nonfinite_tensors, save_checkpoint
+from rockedge.models.zoo import build_model, check_arch, main_output
+from rockedge.runtime.backends.pytorch import TorchBackend
 from rockedge.runtime.preprocess import normalize
 from rockedge.spec import ModelSpec
-from rockedge.train.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from rockedge.train.loss import SegLoss, class_weights
-from rockedge.train.models import build_model, check_arch
 from rockedge.train.transforms import AugmentConfig, train_transform
 
 
@@ -41,7 +47,8 @@ class TrainConfig:
     arch: str = "deeplabv3_mobilenet_v3_large"
     epochs: int = 10
     batch: int = 8
-    imgsz: tuple[int, int] = (256, 256)  # (height, width) of training crops and of the exported model
+    imgsz: tuple[int, int] = (256, 256)  # (height, width) the model runs at (its spec's input size)
+    crop: tuple[int, int] | None = None  # training crop, <= imgsz; None: imgsz
     lr: float = 1e-3
     weight_decay: float = 1e-4
     warmup_epochs: float = 0.5
@@ -61,6 +68,7 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["imgsz"] = list(self.imgsz)
+        d["crop"] = list(self.crop) if self.crop else None
         return d
 
 
@@ -77,25 +85,48 @@ class _TrainSet(Dataset):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         rng = np.random.default_rng((self.cfg.seed, self.epoch, i))
         img, mask = self.ds[i]
-        img, mask = train_transform(img, mask, self.cfg.imgsz, self.cfg.augment, rng)
+        img, mask = train_transform(img, mask, self.cfg.imgsz, self.cfg.augment, rng, self.cfg.crop)
         x = normalize(img[None], self.spec)[0]
         return torch.from_numpy(x), torch.from_numpy(mask.astype(np.int64))
 
 
-class LiveModel(Backend):
-    """A model being trained, behind the Backend interface so evaluation is the same code as ``rockedge eval``."""
+@dataclass
+class _Run:
+    """Everything one training run holds: config, process layout, data, model, optimiser, history."""
 
-    name = "torch-live"
+    cfg: TrainConfig
+    out: Path
+    world: int
+    rank: int
+    device: torch.device
+    spec: ModelSpec
+    train_ds: Any
+    val_ds: Any
+    model: nn.Module
+    ddp_model: nn.Module
+    criterion: SegLoss
+    opt: torch.optim.Optimizer
+    scaler: Any
+    use_amp: bool
+    start_epoch: int = 0
+    best: float = -1.0
+    history: list[dict[str, Any]] = field(default_factory=list)
 
-    def __init__(self, model: nn.Module, spec: ModelSpec, device: torch.device) -> None:
-        super().__init__(spec)
-        self.model, self.device = model, device
+    @property
+    def main_proc(self) -> bool:
+        return self.rank == 0
 
-    @torch.inference_mode()
-    def infer(self, batch: np.ndarray) -> np.ndarray:
-        with torch.autocast(self.device.type, enabled=self.device.type == "cuda"):
-            out = self.model(torch.from_numpy(batch).to(self.device))["out"]
-        return out.float().cpu().numpy()
+    @property
+    def last_path(self) -> Path:
+        return self.out / "last.pt"
+
+    @property
+    def best_path(self) -> Path:
+        return self.out / "best.pt"
+
+    def say(self, text: str) -> None:
+        if self.main_proc and self.cfg.progress:
+            print(text, flush=True)
 
 
 def _pick_device(name: str, local_rank: int) -> torch.device:
@@ -122,53 +153,30 @@ def _lr_factor(step: int, total: int, warmup: int) -> float:
     return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
-def _plot(history: list[dict[str, Any]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    epochs = [h["epoch"] for h in history]
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
-    a.plot(epochs, [h["train_loss"] for h in history], marker="o")
-    a.set(title="training loss", xlabel="epoch")
-    b.plot(epochs, [h["val_miou"] for h in history], marker="o", label="mIoU")
-    b.plot(epochs, [h["val_iou_" + h["fg_class"]] for h in history], marker="s", label=f"IoU {history[0]['fg_class']}")
-    b.set(title="validation", xlabel="epoch", ylim=(0, 1))
-    b.legend()
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)
-
-
-def train(cfg: TrainConfig) -> Path:
-    """Train a model and return the path of its best checkpoint (``<out>/best.pt``)."""
+def _setup(cfg: TrainConfig) -> _Run:
+    """Process group, datasets, spec, model, loss, optimiser, and the resume state."""
     from rockedge.data.datasets import open_dataset
 
     check_arch(cfg.arch)
     if cfg.epochs < 1 or cfg.batch < 1:
         raise RockedgeError("--epochs and --batch must be >= 1")
+    if cfg.crop is not None and (cfg.crop[0] > cfg.imgsz[0] or cfg.crop[1] > cfg.imgsz[1]):
+        raise RockedgeError(f"--crop {cfg.crop[0]}x{cfg.crop[1]} is larger than --imgsz {cfg.imgsz[0]}x{cfg.imgsz[1]}")
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    device = _pick_device(cfg.device, local_rank)
+    device = _pick_device(cfg.device, int(os.environ.get("LOCAL_RANK", "0")))
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
         if device.type == "cuda":
             torch.cuda.set_device(device)
-    main_proc = rank == 0
     out = Path(cfg.out)
-    if main_proc:
+    if rank == 0:
         ensure_writable_dir(out)
 
     train_ds = open_dataset(cfg.data, "train")
     val_ds = open_dataset(cfg.data, "val")
-    if len(train_ds) == 0:
-        raise RockedgeError(f"no training images found in {cfg.data}")
     spec = ModelSpec(arch=cfg.arch, classes=train_ds.classes, palette=train_ds.palette, input_size=tuple(cfg.imgsz))
     torch.manual_seed(cfg.seed)
-
     model = build_model(
         arch=cfg.arch, num_classes=spec.num_classes, pretrained=cfg.pretrained, backbone_weights=cfg.backbone_weights
     ).to(device)
@@ -180,153 +188,188 @@ def train(cfg: TrainConfig) -> Path:
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     use_amp = cfg.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-
-    start_epoch, best, history = 0, -1.0, []
-    last_path, best_path = out / "last.pt", out / "best.pt"
-    if cfg.resume:
-        if not last_path.is_file():
-            raise RockedgeError(f"--resume: no {last_path} to resume from")
-        ck = load_checkpoint(last_path)
-        if ck.spec.arch != cfg.arch or ck.spec.classes != spec.classes:
-            raise RockedgeError(f"--resume: {last_path} is a {ck.spec.arch} with classes {list(ck.spec.classes)}")
-        model.load_state_dict(ck.state_dict)
-        opt.load_state_dict(ck.extra["optimizer"])
-        scaler.load_state_dict(ck.extra.get("scaler", {}))
-        start_epoch, best = ck.epoch, float(ck.extra.get("best", -1.0))
-        history = list(ck.extra.get("history", []))
-        if start_epoch >= cfg.epochs:
-            raise RockedgeError(f"--resume: {last_path} already finished {start_epoch} of {cfg.epochs} epochs")
-
     ddp_model: nn.Module = model
     if world > 1:
         ddp_model = nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
+    run = _Run(cfg, out, world, rank, device, spec, train_ds, val_ds, model, ddp_model, criterion, opt, scaler, use_amp)
+    if cfg.resume:
+        _resume(run)
+    return run
 
-    tset = _TrainSet(train_ds, spec, cfg)
-    sampler = DistributedSampler(tset, num_replicas=world, rank=rank, seed=cfg.seed, shuffle=True) if world > 1 else None
-    gen = torch.Generator().manual_seed(cfg.seed)
+
+def _resume(run: _Run) -> None:
+    cfg = run.cfg
+    if not run.last_path.is_file():
+        raise RockedgeError(f"--resume: no {run.last_path} to resume from")
+    ck = load_checkpoint(run.last_path)
+    if ck.spec.arch != cfg.arch or ck.spec.classes != run.spec.classes:
+        raise RockedgeError(f"--resume: {run.last_path} is a {ck.spec.arch} with classes {list(ck.spec.classes)}")
+    run.model.load_state_dict(ck.state_dict)
+    run.opt.load_state_dict(ck.extra["optimizer"])
+    run.scaler.load_state_dict(ck.extra.get("scaler", {}))
+    run.start_epoch, run.best = ck.epoch, float(ck.extra.get("best", -1.0))
+    run.history = list(ck.extra.get("history", []))
+    if run.start_epoch >= cfg.epochs:
+        raise RockedgeError(f"--resume: {run.last_path} already finished {run.start_epoch} of {cfg.epochs} epochs")
+
+
+def _make_loader(run: _Run) -> tuple[_TrainSet, DataLoader, DistributedSampler | None]:
+    cfg = run.cfg
+    tset = _TrainSet(run.train_ds, run.spec, cfg)
+    sampler = (DistributedSampler(tset, num_replicas=run.world, rank=run.rank, seed=cfg.seed, shuffle=True)
+               if run.world > 1 else None)
     loader = DataLoader(
         tset,
         batch_size=cfg.batch,
         shuffle=sampler is None,
         sampler=sampler,
         num_workers=cfg.workers,
-        drop_last=len(tset) >= cfg.batch * world * 2,
-        generator=gen,
+        drop_last=len(tset) >= cfg.batch * run.world * 2,
+        generator=torch.Generator().manual_seed(cfg.seed),
         persistent_workers=False,
-        pin_memory=device.type == "cuda",
+        pin_memory=run.device.type == "cuda",
     )
-    steps_per_epoch = max(1, len(loader))
-    total_steps = steps_per_epoch * cfg.epochs
-    warmup = max(1, int(cfg.warmup_epochs * steps_per_epoch))
-    fg = spec.classes[1]
-    t_start = time.monotonic()
+    return tset, loader, sampler
 
-    planned = cfg.epochs  # may shrink to fit --max-minutes, so the LR schedule still ends at its floor
-    epoch = start_epoch
+
+def _diverged(run: _Run, what: str, epoch: int) -> RockedgeError:
+    kept = (f"the last good checkpoint is {run.last_path} (epoch {run.history[-1]['epoch']}), best {run.best_path}"
+            if run.history else "no checkpoint was written")
+    return RockedgeError(f"{what} at epoch {epoch + 1}: training stopped; {kept}; lower --lr or check the data")
+
+
+def train_one_epoch(run: _Run, loader: DataLoader, epoch: int, planned: int, total_steps: int, warmup: int) -> float:
+    """One pass over the training data; returns the mean loss (stops on a non-finite loss)."""
+    cfg, model = run.cfg, run.ddp_model
+    model.train()
+    steps_per_epoch = max(1, len(loader))
+    losses: list[float] = []
+    bar = console_progress(loader, desc=f"epoch {epoch + 1}/{planned}", unit="batch",
+                           enabled=cfg.progress and run.main_proc)
+    for step, (x, y) in enumerate(bar):
+        for g in run.opt.param_groups:
+            g["lr"] = cfg.lr * _lr_factor(epoch * steps_per_epoch + step, total_steps, warmup)
+        x = x.to(run.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+        y = y.to(run.device, non_blocking=True)
+        with torch.autocast(run.device.type, enabled=run.use_amp):
+            loss = run.criterion(main_output(model(x)), y)
+        if not torch.isfinite(loss):
+            raise _diverged(run, f"the loss became {loss.item()} (step {step + 1})", epoch)
+        run.opt.zero_grad(set_to_none=True)
+        run.scaler.scale(loss).backward()
+        run.scaler.step(run.opt)
+        run.scaler.update()
+        losses.append(loss.item())
+        bar.set_postfix_str(f"loss {np.mean(losses[-20:]):.3f}")
+    bar.close()
+    if run.world > 1:
+        t = torch.tensor([float(np.mean(losses)) if losses else 0.0], device=run.device)
+        dist.all_reduce(t)
+        return t.item() / run.world
+    return float(np.mean(losses)) if losses else float("nan")
+
+
+def evaluate_epoch(run: _Run) -> dict[str, Any]:
+    """Score the validation split through the same code as ``rockedge eval``; ranks sum their confusion matrices."""
+    run.model.eval()
+    shard = [run.val_ds[i] for i in range(run.rank, len(run.val_ds), run.world)] if run.world > 1 else run.val_ds
+    backend = TorchBackend.from_module(run.model, run.spec, device=run.device)
+    cm = evaluate(backend, shard, batch=run.cfg.eval_batch, progress=run.cfg.progress and run.main_proc, desc="val")
+    if run.world > 1:
+        t = torch.from_numpy(cm.mat).to(run.device)
+        dist.all_reduce(t)
+        cm.mat = t.cpu().numpy()
+    return cm.report(run.spec.classes)
+
+
+def _record(run: _Run, epoch: int, planned: int, mean_loss: float, report: dict[str, Any], seconds: float) -> None:
+    """History row, last.pt (and best.pt when mIoU improved), metrics files and the epoch line."""
+    fg = run.spec.classes[1]
+    run.history.append({
+        "epoch": epoch + 1,
+        "train_loss": mean_loss,
+        "val_pixel_accuracy": report["pixel_accuracy"],
+        "val_miou": report["miou"],
+        **{f"val_iou_{k}": v for k, v in report["iou"].items()},
+        "lr": run.opt.param_groups[0]["lr"],
+        "epoch_seconds": seconds,
+        "fg_class": fg,
+    })
+    improved = report["miou"] > run.best
+    run.best = max(run.best, report["miou"])
+    if not run.main_proc:
+        return
+    bad = nonfinite_tensors(run.model.state_dict())
+    if bad:
+        run.history.pop()
+        raise _diverged(run, f"{sum(n for _, n in bad)} weights became NaN/Inf ({bad[0][0]}, ...)", epoch)
+    cfg = run.cfg
+    extra = {"optimizer": run.opt.state_dict(), "scaler": run.scaler.state_dict(), "best": run.best,
+             "history": run.history}
+    state = run.model.state_dict()
+    save_checkpoint(run.last_path, Checkpoint(spec=run.spec, state_dict=state, train_config=cfg.to_dict(),
+                                              metrics=report, epoch=epoch + 1, extra=extra))
+    if improved:
+        save_checkpoint(run.best_path, Checkpoint(spec=run.spec, state_dict=state, train_config=cfg.to_dict(),
+                                                  metrics=report, epoch=epoch + 1))
+    _write_history(run.out, run.history)
+    iou_fg = report["iou"].get(fg)
+    run.say(f"epoch {epoch + 1}/{planned}  loss {mean_loss:.4f}  mIoU {report['miou']:.4f}  "
+            f"IoU[{fg}] {iou_fg if iou_fg is None else round(iou_fg, 4)}  ({seconds:.0f}s)" + ("  *best" if improved else ""))
+
+
+def _fit_to_budget(run: _Run, epoch: int, planned: int, t_start: float) -> int:
+    """With --max-minutes, shrink the planned epochs to what fits, so the LR schedule still anneals."""
+    if run.cfg.max_minutes is None:
+        return planned
+    per_epoch = (time.monotonic() - t_start) / (epoch - run.start_epoch)
+    fit = max(epoch, int(run.cfg.max_minutes * 60 / per_epoch))
+    if fit >= planned:
+        return planned
+    if run.world > 1:  # every rank must agree on the number of epochs
+        t = torch.tensor([fit], device=run.device)
+        dist.all_reduce(t, op=dist.ReduceOp.MIN)
+        fit = int(t.item())
+    run.say(f"--max-minutes {run.cfg.max_minutes:g}: {per_epoch:.0f}s per epoch, schedule fitted to {fit} epochs")
+    return fit
+
+
+def train(cfg: TrainConfig) -> Path:
+    """Train a model and return the path of its best checkpoint (``<out>/best.pt``)."""
+    run = _setup(cfg)
+    tset, loader, sampler = _make_loader(run)
+    steps_per_epoch = max(1, len(loader))
+    warmup = max(1, int(cfg.warmup_epochs * steps_per_epoch))
+    planned = cfg.epochs  # may shrink to fit --max-minutes
+    t_start = time.monotonic()
+    epoch = run.start_epoch
     while epoch < planned:
         tset.epoch = epoch
         if sampler is not None:
             sampler.set_epoch(epoch)
         torch.manual_seed(cfg.seed + epoch)
-        ddp_model.train()
         t0 = time.monotonic()
-        losses: list[float] = []
-        it: Any = loader
-        if cfg.progress and main_proc:
-            from tqdm import tqdm
-
-            it = tqdm(loader, desc=f"epoch {epoch + 1}/{planned}", unit="batch", leave=False)
-        for step, (x, y) in enumerate(it):
-            for g in opt.param_groups:
-                g["lr"] = cfg.lr * _lr_factor(epoch * steps_per_epoch + step, total_steps, warmup)
-            x = x.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
-            y = y.to(device, non_blocking=True)
-            with torch.autocast(device.type, enabled=use_amp):
-                loss = criterion(ddp_model(x)["out"], y)
-            if not torch.isfinite(loss):
-                raise RockedgeError(f"loss became {loss.item()} at epoch {epoch + 1}; lower --lr")
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(opt)
-            scaler.update()
-            losses.append(loss.item())
-            if hasattr(it, "set_postfix"):
-                it.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
-        train_time = time.monotonic() - t0
-
-        # Evaluation: each rank scores its shard, confusion matrices are summed.
-        model.eval()
-        shard = [val_ds[i] for i in range(rank, len(val_ds), world)] if world > 1 else val_ds
-        cm = evaluate(LiveModel(model, spec, device), shard, batch=cfg.eval_batch, progress=cfg.progress and main_proc)
-        if world > 1:
-            t = torch.from_numpy(cm.mat).to(device)
-            dist.all_reduce(t)
-            cm.mat = t.cpu().numpy()
-            loss_t = torch.tensor([float(np.mean(losses)) if losses else 0.0], device=device)
-            dist.all_reduce(loss_t)
-            mean_loss = loss_t.item() / world
-        else:
-            mean_loss = float(np.mean(losses)) if losses else float("nan")
-        report = cm.report(spec.classes)
-        row = {
-            "epoch": epoch + 1,
-            "train_loss": mean_loss,
-            "val_pixel_accuracy": report["pixel_accuracy"],
-            "val_miou": report["miou"],
-            **{f"val_iou_{k}": v for k, v in report["iou"].items()},
-            "lr": opt.param_groups[0]["lr"],
-            "epoch_seconds": train_time,
-            "fg_class": fg,
-        }
-        history.append(row)
-        improved = report["miou"] > best
-        best = max(best, report["miou"])
-        if main_proc:
-            extra = {"optimizer": opt.state_dict(), "scaler": scaler.state_dict(), "best": best, "history": history}
-            ck = Checkpoint(spec=spec, state_dict=model.state_dict(), train_config=cfg.to_dict(),
-                            metrics=report, epoch=epoch + 1, extra=extra)
-            save_checkpoint(last_path, ck)
-            if improved:
-                save_checkpoint(best_path, Checkpoint(spec=spec, state_dict=model.state_dict(),
-                                                      train_config=cfg.to_dict(), metrics=report, epoch=epoch + 1))
-            _write_history(out, history)
-            if cfg.progress:
-                iou_fg = report["iou"].get(fg)
-                print(
-                    f"epoch {epoch + 1}/{planned}  loss {mean_loss:.4f}  mIoU {report['miou']:.4f}  "
-                    f"IoU[{fg}] {iou_fg if iou_fg is None else round(iou_fg, 4)}  ({train_time:.0f}s)"
-                    + ("  *best" if improved else ""),
-                    flush=True,
-                )
+        mean_loss = train_one_epoch(run, loader, epoch, planned, steps_per_epoch * planned, warmup)
+        seconds = time.monotonic() - t0
+        _record(run, epoch, planned, mean_loss, evaluate_epoch(run), seconds)
         epoch += 1
-        if cfg.max_minutes is not None:
-            elapsed = time.monotonic() - t_start
-            per_epoch = elapsed / (epoch - start_epoch)
-            fit = max(epoch, int(cfg.max_minutes * 60 / per_epoch))
-            if fit < planned:
-                if world > 1:  # every rank must agree on the number of epochs
-                    t = torch.tensor([fit], device=device)
-                    dist.all_reduce(t, op=dist.ReduceOp.MIN)
-                    fit = int(t.item())
-                planned = fit
-                total_steps = steps_per_epoch * planned
-                if main_proc and cfg.progress:
-                    print(f"--max-minutes {cfg.max_minutes:g}: {per_epoch:.0f}s per epoch, schedule fitted to "
-                          f"{planned} epochs", flush=True)
+        planned = _fit_to_budget(run, epoch, planned, t_start)
+    _finish(run)
+    return run.best_path
 
-    if main_proc:
-        write_json(out / "config.json", cfg.to_dict())
-        write_json(out / "spec.json", spec.to_dict())
-        _plot(history, out / "results.png")
-        if cfg.progress:
-            best_row = max(history, key=lambda h: h["val_miou"])
-            print(format_report({"pixel_accuracy": best_row["val_pixel_accuracy"], "miou": best_row["val_miou"],
-                                 "iou": {c: best_row[f"val_iou_{c}"] for c in spec.classes}},
-                                f"best epoch {best_row['epoch']} on {len(val_ds)} validation images:"))
-    if world > 1:
+
+def _finish(run: _Run) -> None:
+    if run.main_proc:
+        write_json(run.out / "config.json", run.cfg.to_dict())
+        write_json(run.out / "spec.json", run.spec.to_dict())
+        _plot(run.history, run.out / "results.png")
+        best_row = max(run.history, key=lambda h: h["val_miou"])
+        run.say(format_report({"pixel_accuracy": best_row["val_pixel_accuracy"], "miou": best_row["val_miou"],
+                               "iou": {c: best_row[f"val_iou_{c}"] for c in run.spec.classes}},
+                              f"best epoch {best_row['epoch']} on {len(run.val_ds)} validation images:"))
+    if run.world > 1:
         dist.barrier()
         dist.destroy_process_group()
-    return best_path
 
 
 def _write_history(out: Path, history: list[dict[str, Any]]) -> None:
@@ -338,3 +381,23 @@ def _write_history(out: Path, history: list[dict[str, Any]]) -> None:
             w.writerows(history)
     write_json(out / "metrics.json", history)
 
+
+def _plot(history: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [h["epoch"] for h in history]
+    fg = history[0]["fg_class"]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
+    a.plot(epochs, [h["train_loss"] for h in history], marker="o")
+    a.set(title="training loss", xlabel="epoch")
+    b.plot(epochs, [h["val_miou"] for h in history], marker="o", label="mIoU")
+    b.plot(epochs, [h["val_iou_" + fg] for h in history], marker="s", label=f"IoU {fg}")
+    b.set(title="validation", xlabel="epoch", ylim=(0, 1))
+    b.legend()
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)

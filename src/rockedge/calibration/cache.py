@@ -1,0 +1,135 @@
+"""TensorRT's INT8 calibration cache: the file format, and reuse only when it describes the same calibration.
+
+TensorRT writes the cache as text: a header line ``TRT-<version>-<algorithm>`` (for example
+``TRT-8601-EntropyCalibration2``) and one ``<tensor>: <hex>`` line per tensor, the hex being the
+big-endian bits of the float32 scale (amax / 127). TensorRT reads it back through the calibrator's
+``read_calibration_cache`` and skips calibration when it accepts it.
+
+TensorRT only checks the header; it cannot tell whether the cache came from the same images or the
+same preprocessing. rockedge keeps a sidecar (``<cache>.json``) with the calibration set's sha256,
+the input size and the algorithm, and hands TensorRT a cache only when they match, so a reused cache
+is never a stale one. Plain Python: tested on the CPU.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rockedge.atomic import write_bytes, write_json
+from rockedge.console import note
+from rockedge.errors import RockedgeError
+
+HEADER_RE = re.compile(r"^TRT-(\d+)-([A-Za-z0-9]+)$")
+ENTROPY2 = "EntropyCalibration2"
+
+
+@dataclass
+class CalibrationTable:
+    """A parsed cache: TensorRT version code (8601 for 8.6.1), algorithm, per-tensor scales."""
+
+    version_code: str
+    algorithm: str
+    scales: dict[str, float] = field(default_factory=dict)
+
+    def to_bytes(self) -> bytes:
+        lines = [f"TRT-{self.version_code}-{self.algorithm}"]
+        lines += [f"{name}: {scale_to_hex(s)}" for name, s in self.scales.items()]
+        return ("\n".join(lines) + "\n").encode()
+
+
+def scale_to_hex(scale: float) -> str:
+    return struct.pack(">f", scale).hex()
+
+
+def hex_to_scale(text: str) -> float:
+    return float(struct.unpack(">f", bytes.fromhex(text.strip().rjust(8, "0")))[0])
+
+
+def parse_table(data: bytes, where: str = "calibration cache") -> CalibrationTable:
+    """Parse a cache; one clear line when it is not one."""
+    try:
+        lines = [ln.strip() for ln in data.decode("ascii").splitlines() if ln.strip()]
+    except UnicodeDecodeError:
+        raise RockedgeError(f"{where} is not a TensorRT calibration cache (not text)") from None
+    m = HEADER_RE.match(lines[0]) if lines else None
+    if m is None:
+        raise RockedgeError(f"{where} is not a TensorRT calibration cache: its first line should read like "
+                            "TRT-8601-EntropyCalibration2")
+    table = CalibrationTable(m.group(1), m.group(2))
+    for ln in lines[1:]:
+        name, sep, value = ln.rpartition(":")
+        if not sep or not name:
+            raise RockedgeError(f"{where}: malformed line {ln!r}")
+        try:
+            table.scales[name.strip()] = hex_to_scale(value)
+        except ValueError:
+            raise RockedgeError(f"{where}: {value.strip()!r} is not a hex float32 scale") from None
+    return table
+
+
+def version_code(trt_version: str) -> str:
+    """The code TensorRT writes into the header for a version: '8.6.1.6' -> '8601', '10.3.0' -> '100300'."""
+    from rockedge.runtime.manifest import parse_version
+
+    v = parse_version(trt_version) + (0, 0, 0)
+    major, minor, patch = v[:3]
+    return f"{major}{minor:01d}{patch:02d}" if major < 10 else f"{major}{minor:02d}{patch:02d}"
+
+
+@dataclass
+class CacheFile:
+    """A calibration cache on disk plus the sidecar that says what it was computed from."""
+
+    path: Path
+
+    @property
+    def sidecar(self) -> Path:
+        return self.path.with_name(self.path.name + ".json")
+
+    def load(self, identity: dict[str, Any]) -> bytes | None:
+        """The cache bytes when the file exists, parses, and its sidecar matches ``identity``; else None
+        (with a note saying why it is not reused)."""
+        if not self.path.is_file():
+            return None
+        data = self.path.read_bytes()
+        try:
+            table = parse_table(data, str(self.path))
+        except RockedgeError as e:
+            note(f"not reusing {self.path.name}: {e}")
+            return None
+        try:
+            saved = json.loads(self.sidecar.read_text())
+        except (OSError, json.JSONDecodeError):
+            note(f"not reusing {self.path.name}: no readable {self.sidecar.name} says which images it came from")
+            return None
+        diff = [k for k, v in identity.items() if saved.get(k) != v]
+        if diff:
+            note(f"not reusing {self.path.name}: its {', '.join(diff)} differ from this calibration; recalibrating")
+            return None
+        if table.algorithm != identity.get("algorithm", table.algorithm):
+            return None
+        return data
+
+    def save(self, data: bytes, identity: dict[str, Any]) -> None:
+        """Write the cache TensorRT produced and its sidecar (both atomically)."""
+        parse_table(bytes(data), str(self.path))  # never store something TensorRT would refuse
+        write_bytes(self.path, bytes(data))
+        write_json(self.sidecar, identity)
+
+
+def cache_identity(calibration: Any, algorithm: str = ENTROPY2) -> dict[str, Any]:
+    """What must match for a cache to be reused: the calibration set's hash and size, and the algorithm."""
+    return {"calibration_sha256": calibration.sha256, "n": len(calibration),
+            "size_hw": list(calibration.size_hw), "algorithm": algorithm}
+
+
+def cache_path_for(model: str | os.PathLike[str]) -> Path:
+    """Default cache location beside the model: model.onnx -> model.calib.cache."""
+    p = Path(model)
+    return p.with_name(p.stem + ".calib.cache")
