@@ -36,8 +36,8 @@ def make_model(arch: str, imgsz: tuple[int, int]) -> tuple[Path, Path]:
 
     from rockedge.export.onnx import export_onnx
     from rockedge.spec import ModelSpec
-    from rockedge.train.checkpoint import Checkpoint, save_checkpoint
-    from rockedge.train.models import build_model
+    from rockedge.models.checkpoint import Checkpoint, save_checkpoint
+    from rockedge.models.zoo import build_model
 
     torch.manual_seed(0)
     spec = ModelSpec(arch=arch, input_size=imgsz)
@@ -90,7 +90,7 @@ CHILD = textwrap.dedent(
 def rockedge_run(onnx: Path, video: Path) -> dict[str, float]:
     out = OUT / f"{onnx.stem}_overlay.mp4"
     cmd = [sys.executable, "-m", "rockedge", "run", "--engine", str(onnx), str(video), "--out", str(out),
-           "--no-progress"]
+           "-q"]
     p = subprocess.run([sys.executable, "-c", CHILD, *cmd], capture_output=True, text=True, check=True)
     rss = json.loads(p.stdout.strip().splitlines()[-1])["peak_rss_mb"]
     summary = json.loads(out.with_suffix(".summary.json").read_text())
@@ -105,7 +105,7 @@ def eager_loop(ckpt: Path, video: Path, imgsz: tuple[int, int]) -> float:
     from PIL import Image
     from torchvision import transforms
 
-    from rockedge.train.checkpoint import load_checkpoint
+    from rockedge.models.checkpoint import load_checkpoint
 
     model = load_checkpoint(ckpt).build().eval()
     tf = transforms.Compose([transforms.Resize(imgsz), transforms.ToTensor(),

@@ -1,4 +1,4 @@
-"""CLI commands: ``rockedge data synth | synth-video | info`` (registered on the main group by :func:`register`).
+"""CLI commands: ``rockedge data synth | synth-video | info``.
 
 Thin: parse, call one function of :mod:`rockedge.data`, print a summary. numpy/OpenCV load inside the
 commands so ``rockedge --help`` stays instant.
@@ -6,10 +6,11 @@ commands so ``rockedge --help`` stays instant.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
+
+from rockedge.cli.options import IMGSZ, RESOLUTION, emit_report, json_option, out_option, quiet_option, seed_option
 
 
 @click.group("data")
@@ -18,14 +19,16 @@ def data() -> None:
 
 
 @data.command("synth")
-@click.option("--out", "out", type=click.Path(path_type=Path), required=True, help="Output folder (must be new or empty).")
+@out_option("Output folder (must be new or empty).", required=True)
 @click.option("--n", "n", type=int, default=200, show_default=True, help="Number of scenes.")
-@click.option("--size", "size", default="256x256", show_default=True, help="Scene size as WIDTHxHEIGHT, each >= 32.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Scene i depends only on (seed, i).")
+@click.option("--imgsz", type=IMGSZ, default="256", show_default=True,
+              help="Scene size: one integer for a square (256) or HxW (192x320); each side >= 32.")
+@seed_option("Scene i depends only on (seed, i).")
 @click.option("--val-frac", "val_frac", type=float, default=0.2, show_default=True, help="Share of scenes in val/.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing non-empty --out folder.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def synth(out: Path, n: int, size: str, seed: int, val_frac: float, overwrite: bool, quiet: bool) -> None:
+@quiet_option
+def synth(out: Path, n: int, imgsz: tuple[int, int], seed: int, val_frac: float, overwrite: bool,
+          quiet: bool) -> None:
     """Render N procedural rock scenes with exact masks into OUT.
 
     \b
@@ -36,29 +39,30 @@ def synth(out: Path, n: int, size: str, seed: int, val_frac: float, overwrite: b
 
     \b
     Example:
-      rockedge data synth --out data/synth --n 200 --size 256x256 --seed 0
+      rockedge data synth --out data/synth --n 200 --imgsz 256 --seed 0
     """
+    import json
     import time
 
-    from rockedge.data.synth import parse_size, write_synth_dataset
+    from rockedge.data.synth import write_synth_dataset
 
-    size_hw = parse_size(size)
     t0 = time.perf_counter()
-    write_synth_dataset(out, n=n, size_hw=size_hw, seed=seed, val_fraction=val_frac, progress=not quiet, overwrite=overwrite)
+    write_synth_dataset(out, n=n, size_hw=imgsz, seed=seed, val_fraction=val_frac, progress=not quiet, overwrite=overwrite)
     meta = json.loads((out / "synth.json").read_text())
     dt = time.perf_counter() - t0
     click.echo(
-        f"wrote {n} scenes ({meta['counts']['train']} train, {meta['counts']['val']} val) of {size_hw[1]}x{size_hw[0]} "
-        f"to {out} in {dt:.1f} s; rocks cover {meta['mean_rock_fraction']:.1%} of pixels on average"
+        f"wrote {n} scenes ({meta['counts']['train']} train, {meta['counts']['val']} val) of {imgsz[0]}x{imgsz[1]} "
+        f"(HxW) to {out} in {dt:.1f} s; rocks cover {meta['mean_rock_fraction']:.1%} of pixels on average"
     )
 
 
 @data.command("synth-video")
-@click.option("--out", "out", type=click.Path(path_type=Path), required=True, help="Output video, .mp4 (codec mp4v).")
+@out_option("Output video, .mp4 (codec mp4v).", required=True)
 @click.option("--frames", type=int, default=150, show_default=True, help="Number of frames.")
-@click.option("--size", "size", default="1280x720", show_default=True, help="Frame size as WIDTHxHEIGHT, each >= 32.")
+@click.option("--resolution", type=RESOLUTION, default="1280x720", show_default=True,
+              help="Frame size WxH, as ffmpeg and cameras write it (1920x1080); each side >= 32.")
 @click.option("--fps", type=float, default=30.0, show_default=True, help="Frame rate stored in the file (29.97 stays 29.97).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Random seed of the scene and camera path.")
+@seed_option("Random seed of the scene and camera path.")
 @click.option(
     "--masks",
     "masks",
@@ -66,8 +70,9 @@ def synth(out: Path, n: int, size: str, seed: int, val_frac: float, overwrite: b
     default=None,
     help="Folder for per-frame index masks 000000.png... [default: <video stem>_masks/ beside the video]",
 )
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def synth_video(out: Path, frames: int, size: str, fps: float, seed: int, masks: Path | None, quiet: bool) -> None:
+@quiet_option
+def synth_video(out: Path, frames: int, resolution: tuple[int, int], fps: float, seed: int, masks: Path | None,
+                quiet: bool) -> None:
     """Write an .mp4 of a camera panning over one large synthetic rock scene, plus per-frame masks.
 
     \b
@@ -77,26 +82,25 @@ def synth_video(out: Path, frames: int, size: str, fps: float, seed: int, masks:
 
     \b
     Example:
-      rockedge data synth-video --out demo.mp4 --frames 150 --size 1920x1080 --fps 29.97
+      rockedge data synth-video --out demo.mp4 --frames 150 --resolution 1920x1080 --fps 29.97
     """
     import time
 
-    from rockedge.data.synth import parse_size, write_synth_video
+    from rockedge.data.synth import write_synth_video
 
-    size_hw = parse_size(size)
     t0 = time.perf_counter()
-    write_synth_video(out, frames=frames, size_hw=size_hw, fps=fps, seed=seed, masks_dir=masks, progress=not quiet)
+    write_synth_video(out, frames=frames, size_hw=resolution, fps=fps, seed=seed, masks_dir=masks, progress=not quiet)
     masks = masks if masks is not None else out.with_name(f"{out.stem}_masks")
     click.echo(
-        f"wrote {out} ({frames} frames, {size_hw[1]}x{size_hw[0]} @ {fps:g} fps) and masks in {masks} "
+        f"wrote {out} ({frames} frames, {resolution[1]}x{resolution[0]} @ {fps:g} fps) and masks in {masks} "
         f"in {time.perf_counter() - t0:.1f} s"
     )
 
 
 @data.command("info")
 @click.argument("root", type=click.Path(path_type=Path))
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def info(root: Path, as_json: bool) -> None:
+@json_option()
+def info(root: Path, json_path: Path | None) -> None:
     """Summarise the dataset in ROOT: per split, image count, classes, rock-pixel fraction.
 
     Decodes every mask, so colour or size problems show up here rather than mid-training.
@@ -113,21 +117,16 @@ def info(root: Path, as_json: bool) -> None:
                 continue  # a dataset may have only one split
             raise
         summaries.append((ds, summarize(ds)))
-    if as_json:
-        click.echo(json.dumps({"root": str(root), "splits": [s.to_dict() for _, s in summaries]}, indent=2))
-        return
     if not summaries:
-        click.echo(f"{root}: no samples")
-        return
+        raise RockedgeError(f"{root}: no samples in its train or val split")
     ds0 = summaries[0][0]
-    click.echo(f"{root} ({ds0.layout} layout), classes: {', '.join(ds0.classes)}")
+    lines = [f"{root} ({ds0.layout} layout), classes: {', '.join(ds0.classes)}"]
     for _, s in summaries:
         fracs = ", ".join(f"{name} {frac:.2%}" for name, frac in s.class_fractions.items())
-        sizes = ", ".join(f"{w}x{h}" for h, w in s.sizes[:3]) + (" ..." if len(s.sizes) > 3 else "")
+        sizes = ", ".join(f"{h}x{w}" for h, w in s.sizes[:3]) + (" ..." if len(s.sizes) > 3 else "")
         ignored = f", ignored {s.ignored_fraction:.2%}" if s.ignored_fraction else ""
-        click.echo(f"  {s.split:<5} {s.images:>6} images  {fracs}{ignored}  [{sizes}]")
+        lines.append(f"  {s.split:<5} {s.images:>6} images  {fracs}{ignored}  [HxW {sizes}]")
+    emit_report("\n".join(lines), {"root": str(root), "splits": [s.to_dict() for _, s in summaries]}, json_path)
 
 
-def register(group: click.Group) -> None:
-    """Add the ``data`` command group to ``group``."""
-    group.add_command(data)
+COMMANDS = [data]
