@@ -3,7 +3,6 @@ are not constant: parity on an untrained model that predicts one class everywher
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from pathlib import Path
 
@@ -13,33 +12,14 @@ import pytest
 SEED_ROCKS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "seed-rocks"
 
 
-def _has_cuda() -> bool:
-    try:
-        import torch
-
-        return torch.cuda.is_available()
-    except Exception:
-        return False
-
-
-def _has_tensorrt() -> bool:
-    """A real TensorRT, not the stub-only package tensorrt-stubs leaves importable."""
-    if importlib.util.find_spec("tensorrt") is None:
-        return False
-    try:
-        import tensorrt
-
-        return hasattr(tensorrt, "Runtime")
-    except Exception:
-        return False
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    has_trt = _has_tensorrt()
+    from rockedge.probes import tensorrt_available, torch_cuda
+
+    has_trt = tensorrt_available()
     cuda = None
     for item in items:
         if "gpu" in item.keywords or "tensorrt" in item.keywords:
-            cuda = _has_cuda() if cuda is None else cuda
+            cuda = torch_cuda() if cuda is None else cuda
             if not cuda:
                 item.add_marker(pytest.mark.skip(reason="needs a CUDA GPU; none on this machine"))
                 continue
@@ -54,6 +34,12 @@ def seed_rocks() -> Path:
     if not SEED_ROCKS.is_dir():
         pytest.skip(f"seed-rocks fixture not found at {SEED_ROCKS}")
     return SEED_ROCKS
+
+
+def head_bias(model):
+    """The bias of the layer whose output channels are the classes (DeepLabV3 or LR-ASPP)."""
+    head = getattr(model.classifier, "high_classifier", None)
+    return head.bias if head is not None else model.classifier[4].bias
 
 
 def blob_scene(rng: np.random.Generator, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
@@ -86,8 +72,8 @@ def trained_ckpt(tmp_path_factory: pytest.TempPathFactory):
 
         from rockedge.runtime.preprocess import normalize
         from rockedge.spec import ModelSpec
-        from rockedge.train.checkpoint import Checkpoint, save_checkpoint
-        from rockedge.train.models import build_model
+        from rockedge.models.checkpoint import Checkpoint, save_checkpoint
+        from rockedge.models.zoo import build_model, main_output
 
         torch.manual_seed(0)
         rng = np.random.default_rng(0)
@@ -99,7 +85,7 @@ def trained_ckpt(tmp_path_factory: pytest.TempPathFactory):
             imgs, masks = zip(*(blob_scene(rng, *size) for _ in range(4)))
             x = torch.from_numpy(normalize(np.stack(imgs), spec))
             y = torch.from_numpy(np.stack(masks)).long()
-            loss = torch.nn.functional.cross_entropy(model(x)["out"], y)
+            loss = torch.nn.functional.cross_entropy(main_output(model(x)), y)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -108,9 +94,9 @@ def trained_ckpt(tmp_path_factory: pytest.TempPathFactory):
         model.eval()
         with torch.no_grad():
             imgs = [blob_scene(rng, *size)[0] for _ in range(4)]
-            out = model(torch.from_numpy(normalize(np.stack(imgs), spec)))["out"]
+            out = main_output(model(torch.from_numpy(normalize(np.stack(imgs), spec))))
             diff = (out[:, 1] - out[:, 0]).flatten()
-            model.classifier[4].bias[1] -= torch.quantile(diff, 0.65)
+            head_bias(model)[1] -= torch.quantile(diff, 0.65)
         path = tmp_path_factory.mktemp("ckpt") / f"{arch}_{size[0]}x{size[1]}.pt"
         save_checkpoint(path, Checkpoint(spec=spec, state_dict=model.state_dict()))
         cache[key] = path

@@ -8,8 +8,8 @@ from torch import nn
 
 from rockedge.errors import RockedgeError
 from rockedge.spec import ModelSpec
-from rockedge.train.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from rockedge.train.models import build_model
+from rockedge.models.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from rockedge.models.zoo import build_model
 
 MOBILE = "deeplabv3_mobilenet_v3_large"
 
@@ -132,3 +132,55 @@ def test_pretrained_offline_says_how_to_pass_a_local_file(monkeypatch):
     monkeypatch.setattr(api.WeightsEnum, "get_state_dict", offline)
     with pytest.raises(RockedgeError, match="--backbone-weights"):
         build_model(arch=MOBILE, num_classes=2, pretrained=True)
+
+
+# -- class names: a plain state_dict has none, so the data names them ------------------------------------------
+
+
+def _eval(*args):
+    from click.testing import CliRunner
+
+    from rockedge.cli import main
+
+    return CliRunner().invoke(main, ["eval", *map(str, args), "-q"])
+
+
+def _renamed_dataset(root, names=("ground", "stone")):
+    from rockedge.data.labelmap import LabelMap, write_labelmap
+    from rockedge.data.synth import write_synth_dataset
+
+    write_synth_dataset(root, n=5, size_hw=(48, 48), progress=False)
+    write_labelmap(root / "labelmap.txt", LabelMap(names, ((0, 0, 0), (250, 50, 83))))
+    return root
+
+
+@pytest.mark.seed
+def test_original_checkpoint_on_original_data_takes_its_class_names(legacy_resnet, seed_rocks, tmp_path):
+    """Issue: `rockedge eval --model <original>.pth --data seed-rocks` stopped on 'rocks' vs 'rock'."""
+    d, _ = legacy_resnet
+    r = _eval(d / "legacy.pt", "--data", seed_rocks, "--imgsz", 64, "--json", tmp_path / "e.json")
+    assert r.exit_code == 0, r.output
+    assert "carries no class names; using the dataset's: background, rocks" in r.output
+    import json
+
+    assert set(json.loads((tmp_path / "e.json").read_text())["iou"]) == {"background", "rocks"}
+
+
+def test_plain_state_dict_adopts_dataset_names_and_classes_flag(legacy_resnet, tmp_path):
+    d, _ = legacy_resnet
+    data = _renamed_dataset(tmp_path / "ds")
+    r = _eval(d / "legacy.pt", "--data", data, "--imgsz", 48, "--json", tmp_path / "e.json")
+    assert r.exit_code == 0, r.output
+    assert r.output.count("carries no class names") == 1  # one note, not one per image
+    r = _eval(d / "legacy.pt", "--data", data, "--imgsz", 48, "--classes", "ground,stone", "--json", tmp_path / "f.json")
+    assert r.exit_code == 0 and "carries no class names" not in r.output
+
+
+def test_two_named_artifacts_that_differ_say_how_to_proceed(tmp_path):
+    spec = ModelSpec(arch=MOBILE, input_size=(48, 48))
+    save_checkpoint(tmp_path / "named.pt", Checkpoint(spec=spec, state_dict=build_model(arch=MOBILE, num_classes=2).state_dict()))
+    data = _renamed_dataset(tmp_path / "ds")
+    r = _eval(tmp_path / "named.pt", "--data", data)
+    assert r.exit_code == 1 and len(r.output.strip().splitlines()) == 1
+    assert "differ from the model's ['background', 'rock']" in r.output
+    assert "rename them in the dataset's labelmap.txt" in r.output and "rockedge spec write" in r.output

@@ -1,25 +1,19 @@
-"""The logit tolerances of a parity budget are relative to the reference's logit scale."""
+"""Parity scoring on exactly known outputs: relative logit budgets, ties, and non-finite values that never pass.
+
+``score`` is the second half of ``compare`` (run both backends, then score), so these tests feed it
+outputs directly instead of running models.
+"""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from rockedge.export.parity import ParityBudget, compare
-from rockedge.runtime.backends.base import Backend
+from rockedge.export.parity import BackendRun, ParityBudget, score
 from rockedge.spec import ModelSpec
 
 SPEC = ModelSpec(arch="deeplabv3_mobilenet_v3_large", input_size=(16, 16))
-
-
-class Fixed(Backend):
-    """Returns the given logits whatever the input: parity logic on exactly known numbers."""
-
-    def __init__(self, logits: np.ndarray) -> None:
-        super().__init__(SPEC)
-        self.logits = logits
-
-    def infer(self, batch: np.ndarray) -> np.ndarray:
-        return np.repeat(self.logits[None], batch.shape[0], axis=0)
+LOOSE = ParityBudget.for_precision("fp32", min_agreement=0.0, min_boundary_agreement=0.0, min_iou=0.0)
 
 
 def _logits(scale: float) -> np.ndarray:
@@ -27,11 +21,20 @@ def _logits(scale: float) -> np.ndarray:
     return (rng.standard_normal((2, 16, 16)) * scale).astype(np.float32)
 
 
+def _run(*outputs: np.ndarray, spec: ModelSpec = SPEC) -> BackendRun:
+    from rockedge.runtime.batching import count_nonfinite
+
+    return BackendRun({"backend": "fixed"}, spec, list(outputs), 0.0, sum(count_nonfinite(o) for o in outputs))
+
+
+def _score(ref: np.ndarray, cand: np.ndarray, budget: ParityBudget | None = None):
+    return score(_run(ref), _run(cand), budget=budget or ParityBudget.for_precision("fp32"), size=(16, 16), batch=1)
+
+
 def test_large_logits_pass_with_relative_fp32_noise():
     ref = _logits(3000.0)  # logits in the thousands, as a briefly trained ResNet-50 has
-    cand = ref * (1 + 2e-6)  # relative FP32-level error: ~2e-2 absolute at this scale
-    frame = [np.zeros((16, 16, 3), np.uint8)]
-    r = compare(Fixed(ref), Fixed(cand.astype(np.float32)), frame)
+    cand = (ref * (1 + 2e-6)).astype(np.float32)  # relative FP32-level error: ~2e-2 absolute at this scale
+    r = _score(ref, cand)
     assert r.max_abs_diff > 1e-2  # an absolute budget (0.01 or tighter) would have failed this export
     assert r.logit_scale > 1000 and r.passed, r.failures
 
@@ -40,16 +43,46 @@ def test_real_differences_still_fail():
     ref = _logits(3000.0)
     cand = ref.copy()
     cand[:, :4] += 500.0  # a genuine error, far above FP32 noise at this scale
-    r = compare(Fixed(ref), Fixed(cand), [np.zeros((16, 16, 3), np.uint8)])
+    r = _score(ref, cand)
     assert not r.passed and any("logit diff" in f for f in r.failures)
 
 
 def test_small_logits_keep_the_absolute_floor():
     ref = _logits(0.1)  # scale < 1: the budget stays 1e-3 absolute, never tighter
-    cand = ref + 5e-4
-    r = compare(Fixed(ref), Fixed(cand), [np.zeros((16, 16, 3), np.uint8)],
-                budget=ParityBudget.for_precision("fp32", min_agreement=0.0, min_boundary_agreement=0.0, min_iou=0.0))
-    assert r.logit_scale == 1.0 and r.passed
-    r = compare(Fixed(ref), Fixed(ref + 2e-3), [np.zeros((16, 16, 3), np.uint8)],
-                budget=ParityBudget.for_precision("fp32", min_agreement=0.0, min_boundary_agreement=0.0, min_iou=0.0))
+    assert _score(ref, ref + 5e-4, LOOSE).passed
+    r = _score(ref, ref + 2e-3, LOOSE)
+    assert r.logit_scale == 1.0 and not r.passed
+
+
+@pytest.mark.parametrize("side", ["candidate", "reference"])
+def test_nonfinite_outputs_never_pass(side):
+    """The bug this closes: NaN logits gave max |diff| 0, 100 % agreement and PASS."""
+    good = _logits(5.0)
+    bad = good.copy()
+    bad[0, :2, :3] = np.nan
+    bad[1, 0, 0] = np.inf
+    ref, cand = (good, bad) if side == "candidate" else (bad, good)
+    r = _score(ref, cand, LOOSE)
     assert not r.passed
+    assert r.nonfinite == {"reference": 0 if side == "candidate" else 7, "candidate": 7 if side == "candidate" else 0}
+    assert any(f.startswith(f"{side} output has 7 non-finite values (NaN/Inf)") for f in r.failures), r.failures
+    assert np.isfinite(r.max_abs_diff) and np.isfinite(r.mean_abs_diff)
+    assert "non-finite" in r.table()
+
+
+def test_all_nan_candidate_fails_even_with_every_check_disabled():
+    ref = _logits(5.0)
+    off = ParityBudget.for_precision("fp32", min_agreement=0.0, min_boundary_agreement=0.0, min_iou=0.0,
+                                     max_abs_diff=1e9)
+    r = _score(ref, np.full_like(ref, np.nan), off)
+    assert not r.passed and r.nonfinite["candidate"] == ref.size
+
+
+def test_near_ties_flip_without_failing():
+    ref = _logits(1.0)
+    ref[1] = ref[0] + 1e-6  # every pixel a near-tie, rock by a hair
+    cand = ref.copy()
+    cand[1] = ref[0] - 1e-6  # background by a hair
+    r = _score(ref, cand, LOOSE)
+    assert r.tie_flips == ref[0].size and r.agreement == 1.0 and r.raw_agreement == 0.0
+    assert any("near-ties" in w for w in r.warnings)

@@ -9,7 +9,7 @@ from onnx.reference import ReferenceEvaluator
 
 from rockedge.export.onnx import export_onnx
 from rockedge.export.parity import default_frames
-from rockedge.export.torch_backend import TorchBackend
+from rockedge.runtime.backends.pytorch import TorchBackend
 from rockedge.metrics import MaskAgreement
 from rockedge.runtime.preprocess import prepare, to_masks
 

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from test_runtime import exported, read_video, write_video
+from helpers import read_video, write_video
+from test_runtime import exported
 
 from rockedge.cli import main
 
@@ -21,7 +22,7 @@ def model(trained_ckpt, tmp_path_factory):
 
 
 def rockedge(*args: str) -> tuple[int, str, str]:
-    r = CliRunner().invoke(main, ["run", *map(str, args), "--no-progress"], catch_exceptions=False)
+    r = CliRunner().invoke(main, ["run", *map(str, args), "-q"], catch_exceptions=False)
     return r.exit_code, r.stdout, r.stderr
 
 
@@ -133,9 +134,9 @@ def test_truncated_video_keeps_playable_partial_output(model, scenes, tmp_path):
         ("missing_model", "model not found"),
         ("not_video", "cannot open video"),
         ("no_images", "no images in"),
-        ("imgsz", "--imgsz 32 32 disagrees"),
+        ("imgsz", "--imgsz 32x32 disagrees"),
         ("batch", "--batch 4 disagrees"),
-        ("classes", "the model has 2 classes"),
+        ("classes", "predicts background, rock, not background, rock, sand"),
         ("gstreamer", "GStreamer: NO"),
         ("camera", "cannot open camera"),
         ("out_is_image", "a video source needs a video file"),
@@ -157,7 +158,7 @@ def test_bad_input_is_one_line_and_leaves_nothing(model, video, tmp_path, case, 
         (tmp_path / "d" / "a.txt").write_text("x")
         args[2], args[4] = tmp_path / "d", tmp_path / "out"
     elif case == "imgsz":
-        args += ["--imgsz", "32", "32"]
+        args += ["--imgsz", "32x32"]
     elif case == "batch":
         args += ["--batch", "4"]
     elif case == "classes":
@@ -177,3 +178,48 @@ def test_backend_trt_without_tensorrt_is_one_line(model, video, tmp_path):
     code, _, err = rockedge("--engine", model("float"), video, "--backend", "trt", "--out", tmp_path / "o.mp4")
     one_error_line(code, err, "tensorrt")
     assert "JetPack" in err
+
+
+def test_max_frames_stops_early_and_keeps_a_playable_file(model, video, tmp_path):
+    out = tmp_path / "mf.mp4"
+    code, stdout, err = rockedge("--engine", model("float"), video, "--out", out, "--max-frames", "3")
+    assert code == 0, err
+    _, frames = read_video(out)
+    assert len(frames) == 3
+    assert json.loads(out.with_suffix(".summary.json").read_text())["frames"] == 3
+
+
+def test_providers_are_parsed_and_checked(model, video, tmp_path):
+    code, _, err = rockedge("--engine", model("float"), video, "--providers", " cpu , ", "--out", tmp_path / "p.mp4",
+                            "--max-frames", "2")
+    assert code == 0, err
+    summary = json.loads((tmp_path / "p.summary.json").read_text())
+    assert summary["model"]["providers"] == ["CPUExecutionProvider"]
+    code, _, err = rockedge("--engine", model("float"), video, "--providers", "cuda", "--out", tmp_path / "q.mp4")
+    one_error_line(code, err, "execution provider 'cuda' is not available in this onnxruntime build")
+    assert not (tmp_path / "q.mp4").exists()
+
+
+def test_parse_providers():
+    from rockedge.runtime.backends.loader import parse_providers
+
+    assert parse_providers("trt, cuda,,cpu ") == ("trt", "cuda", "cpu")
+    assert parse_providers("") is None and parse_providers(None) is None
+    assert parse_providers(["cpu"]) == ("cpu",)
+
+
+def test_show_on_a_headless_opencv_is_one_line(model, video, tmp_path):
+    from rockedge.probes import has_gui
+
+    if has_gui():
+        pytest.skip("this OpenCV can open windows")
+    code, _, err = rockedge("--engine", model("float"), video, "--show", "--out", tmp_path / "s.mp4")
+    one_error_line(code, err, "--show needs an OpenCV build with a GUI")
+    assert not (tmp_path / "s.mp4").exists()
+
+
+def test_json_dash_prints_the_summary_and_the_table_goes_to_stderr(model, video, tmp_path):
+    code, stdout, err = rockedge("--engine", model("float"), video, "--out", tmp_path / "j.mp4", "--json", "-",
+                                 "--max-frames", "2")
+    assert code == 0, err
+    assert json.loads(stdout)["frames"] == 2 and "throughput" in err

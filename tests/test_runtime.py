@@ -15,7 +15,9 @@ import cv2
 import numpy as np
 import pytest
 
+from helpers import read_video
 from rockedge.errors import RockedgeError
+from rockedge.runtime.modelio import SpecFlags
 
 _MODELS: dict[str, Path] = {}
 EXPORTS = {
@@ -38,30 +40,6 @@ def exported(kind: str, trained_ckpt, tmp_path_factory) -> Path:
 @pytest.fixture
 def model(trained_ckpt, tmp_path_factory):
     return lambda kind="float": exported(kind, trained_ckpt, tmp_path_factory)
-
-
-def write_video(path: Path, frames: list[np.ndarray], fps: float = 29.97, fourcc: str = "mp4v") -> Path:
-    h, w = frames[0].shape[:2]
-    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (w, h))
-    assert vw.isOpened()
-    for f in frames:
-        vw.write(f)
-    vw.release()
-    return path
-
-
-def read_video(path: Path) -> tuple[float, list[np.ndarray]]:
-    cap = cv2.VideoCapture(str(path))
-    assert cap.isOpened(), f"{path} is not playable"
-    fps = cap.get(cv2.CAP_PROP_FPS)
-    frames = []
-    while True:
-        ok, f = cap.read()
-        if not ok:
-            break
-        frames.append(f)
-    cap.release()
-    return fps, frames
 
 
 def test_predict_overlay_paints_rock_and_only_rock(model, scenes):
@@ -122,7 +100,8 @@ def test_predict_batch_keeps_order_with_padding(model, scenes):
     [
         (dict(imgsz=(32, 32)), "disagrees with the model, which takes 64x64"),
         (dict(batch=4), "exported for batch 1"),
-        (dict(classes=["background", "rock", "sand"]), "the model has 2 classes"),
+        (dict(spec_flags=SpecFlags(classes=("background", "rock", "sand"))), "predicts background, rock, not"),
+        (dict(spec_flags=SpecFlags(mean=(0.5, 0.5, 0.5))), "has its own model spec"),
         (dict(alpha=1.5), "--alpha"),
     ],
 )

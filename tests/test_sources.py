@@ -8,7 +8,8 @@ import pytest
 
 from rockedge.errors import RockedgeError
 from rockedge.runtime.sinks import choose_codec
-from rockedge.runtime.sources import CaptureSource, ImageSource, IterableSource, has_gstreamer, open_source
+from rockedge.probes import opencv_has
+from rockedge.runtime.sources import CaptureSource, ImageSource, IterableSource, open_source
 
 
 def _video(path, n=10, fps=29.97, size=(64, 48)):
@@ -66,7 +67,7 @@ def test_unopenable_sources(tmp_path, monkeypatch, text, message):
 
 def test_gstreamer_string_is_recognised(tmp_path):
     pipeline = "videotestsrc num-buffers=3 ! videoconvert ! appsink"
-    if has_gstreamer():
+    if opencv_has("GStreamer"):
         src = open_source(pipeline)
         assert src.kind == "gstreamer" and src.live
     else:

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from rockedge.cli import main
 from rockedge.errors import RockedgeError
-from rockedge.train.checkpoint import load_checkpoint
+from rockedge.models.checkpoint import load_checkpoint
 from rockedge.train.engine import TrainConfig, train
 from rockedge.train.loss import SegLoss, class_weights
 from rockedge.train.transforms import AugmentConfig, train_transform
@@ -68,6 +68,19 @@ def test_resume_continues_from_last_epoch(tiny_run, synth_data, tmp_path):
         train(TrainConfig(data=str(synth_data), out=str(run), epochs=3, resume=True, **TINY))
 
 
+def test_nonfinite_loss_stops_and_keeps_the_last_good_checkpoint(tiny_run, synth_data, tmp_path):
+    import shutil
+
+    run = tmp_path / "r"
+    shutil.copytree(tiny_run, run)
+    before = (run / "last.pt").read_bytes()
+    # An absurd learning rate: the first step of epoch 3 throws the weights to ~1e30, the next loss is not finite.
+    with pytest.raises(RockedgeError, match=r"at epoch 3: training stopped; the last good checkpoint is .*last.pt \(epoch 2\)"):
+        train(TrainConfig(data=str(synth_data), out=str(run), epochs=3, resume=True, **{**TINY, "lr": 1e30}))
+    assert (run / "last.pt").read_bytes() == before, "a diverged epoch must not overwrite the last good checkpoint"
+    assert [h["epoch"] for h in json.loads((run / "metrics.json").read_text())] == [1, 2]
+
+
 def test_same_seed_same_weights(synth_data, tmp_path):
     cfg = dict(data=str(synth_data), epochs=1, **TINY)
     a = train(TrainConfig(out=str(tmp_path / "a"), **cfg))
@@ -111,13 +124,13 @@ def test_loss_weights_rare_class():
 def test_train_cli_errors_are_one_line(tmp_path):
     r = CliRunner().invoke(main, ["train", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "o")])
     assert r.exit_code == 1 and r.output.startswith("error:") and "Traceback" not in r.output
-    r = CliRunner().invoke(main, ["train", "--data", str(tmp_path), "--imgsz", "30", "30"])
-    assert r.exit_code == 1 and "multiples of 8" in r.output
+    r = CliRunner().invoke(main, ["train", "--data", str(tmp_path), "--imgsz", "8"])
+    assert r.exit_code == 2 and "each side must be 16..8192" in r.output and len(r.output.strip().splitlines()) == 1
 
 
 def test_eval_cli_table_and_json(tiny_run, synth_data, tmp_path):
     out = tmp_path / "e.json"
-    r = CliRunner().invoke(main, ["eval", "--model", str(tiny_run / "best.pt"), "--data", str(synth_data), "--json", str(out)])
+    r = CliRunner().invoke(main, ["eval", str(tiny_run / "best.pt"), "--data", str(synth_data), "--json", str(out), "-q"])
     assert r.exit_code == 0, r.output
     assert "IoU rock" in r.output and "mIoU" in r.output
     rep = json.loads(out.read_text())
@@ -139,7 +152,7 @@ def test_ddp_two_process_gloo(synth_data, tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
            "--master_port", port,
            "-m", "rockedge", "train", "--data", str(synth_data), "--out", str(out), "--epochs", "1",
-           "--batch", "2", "--imgsz", "64", "64", "--workers", "0", "--quiet"]
+           "--batch", "2", "--imgsz", "64", "--workers", "0", "--quiet"]
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     ck = load_checkpoint(out / "best.pt")

@@ -93,7 +93,7 @@ def test_manifest_mismatch_says_how_to_rebuild(plan, here, fragment):
     kw = dict(tensorrt_version="8.6.2.3", gpu_name="Orin", compute_capability="8.7") | here
     with pytest.raises(RockedgeError, match="rebuild it on this device") as e:
         check_manifest(read_manifest(plan), plan, **kw)
-    assert fragment in str(e.value) and "trtexec --onnx=model.onnx --saveEngine=model.plan" in str(e.value)
+    assert fragment in str(e.value) and "rockedge export model.onnx --format engine" in str(e.value)
     assert "\n" not in str(e.value)
 
 
@@ -235,7 +235,7 @@ def test_plan_matches_onnx_runtime_on_a_gpu(trained_ckpt, tmp_path):  # pragma: 
     from rockedge.runtime.backends.cuda_rt import require_gpu
     from rockedge.runtime.backends.ort import OrtBackend
     from rockedge.runtime.backends.trt import TrtBackend
-    from rockedge.runtime.manifest import sha256_file
+    from rockedge.digest import sha256_file
 
     res = export_onnx(trained_ckpt(), tmp_path / "m.onnx")
     builder = trt.Builder(trt.Logger(trt.Logger.WARNING))

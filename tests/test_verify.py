@@ -38,7 +38,7 @@ def models(trained_ckpt, tmp_path_factory) -> dict[str, Path]:
 
 def test_checkpoint_vs_onnx_passes_and_writes_report(models, tmp_path):
     report = tmp_path / "r" / "verify.json"
-    res = verify(models["ckpt"], models["onnx"], "--n", 4, "--report", report)
+    res = verify(models["onnx"], "--reference", models["ckpt"], "--n", 4, "--json", report)
     assert res.exit_code == 0, res.output
     assert "result: PASS" in res.output
     data = json.loads(report.read_text())
@@ -49,12 +49,12 @@ def test_checkpoint_vs_onnx_passes_and_writes_report(models, tmp_path):
 
 def test_different_models_fail_with_exit_1(models, tmp_path):
     report = tmp_path / "fail.json"
-    res = verify(models["ckpt"], models["shifted"], "--n", 3, "--report", report)
+    res = verify(models["shifted"], "--reference", models["ckpt"], "--n", 3, "--json", report)
     assert res.exit_code == 1
     assert "result: FAIL" in res.output and res.output.strip().splitlines()[-1].startswith("error: parity over")
     assert json.loads(report.read_text())["passed"] is False  # the report survives the failure
     # The same pair within a loose enough budget passes: the budget, not the pair, decides.
-    res = verify(models["ckpt"], models["shifted"], "--n", 3, "--min-agreement", 0, "--min-boundary", 0,
+    res = verify(models["shifted"], "--reference", models["ckpt"], "--n", 3, "--min-agreement", 0, "--min-boundary", 0,
                  "--min-iou", 0, "--max-abs-diff", 100)
     assert res.exit_code == 0, res.output
 
@@ -71,13 +71,15 @@ def test_verify_on_dataset_images(models, tmp_path):
             cv2.imwrite(str(data / split / "masks" / f"{i}.png"), np.zeros(f.shape[:2], np.uint8))
     got = default_frames(3, (64, 64), data_dir=data)
     assert len(got) == 3 and all(np.array_equal(a, b) for a, b in zip(got, frames))
-    res = verify(models["ckpt"], models["onnx"], "--data", data, "--n", 3)
+    res = verify("--model", models["onnx"], "--reference", models["ckpt"], "--data", data, "--n", 3)
     assert res.exit_code == 0, res.output
     assert "val, 3 of 3" in res.output
 
 
 def test_verify_bad_inputs(models, tmp_path):
-    res = verify(models["ckpt"], tmp_path / "none.onnx")
+    res = verify(tmp_path / "none.onnx", "--reference", models["ckpt"])
     assert res.exit_code == 1 and "not found" in res.output and "Traceback" not in res.output
-    res = verify(models["ckpt"], models["onnx"], "--imgsz", 32, 32)  # the ONNX is fixed at 64x64
+    res = verify(models["onnx"], "--reference", models["ckpt"], "--imgsz", 32)  # the ONNX is fixed at 64x64
     assert res.exit_code == 1 and "does not fit" in res.output
+    res = verify(models["onnx"])
+    assert res.exit_code == 2 and "--reference" in res.output and len(res.output.strip().splitlines()) == 1
