@@ -26,7 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 TYPINGS = ROOT / ".typings"
 STUB_DIRS = ("tensorrt", "tensorrt_bindings")
 TOUCHES = re.compile(
-    r"^\s*(import\s+tensorrt|from\s+tensorrt|import\s+cuda|from\s+cuda\b|.*[\"']cuda\.(bindings|cudart))", re.M
+    r"^\s*(import\s+tensorrt|from\s+tensorrt|import\s+cuda|from\s+cuda\b|.*[\"']cuda\.(bindings|cudart)"
+    r"|.*\bimport_tensorrt\(\))", re.M
 )
 
 
@@ -44,6 +45,9 @@ def _stub_root() -> tuple[Path, str]:
     except md.PackageNotFoundError:
         pass
     target = TYPINGS / ".pkgs"
+    have = [d.version for d in md.distributions(path=[str(target)]) if d.metadata["Name"] == "tensorrt-stubs"]
+    if have and (target / "tensorrt" / "__init__.pyi").is_file():
+        return target, have[0]
     print(f"tensorrt-stubs not installed; installing into {target}", file=sys.stderr)
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target),
                     "tensorrt-stubs>=10,<11"], check=True)

@@ -90,6 +90,7 @@ def test_an_onnx_that_is_already_reduced_precision():
 def test_workspace_defaults_by_device_memory_and_flag():
     assert plan("10.3.0").workspace_bytes == 512 * 2**20  # 8 GB Orin: builds beyond that get OOM-killed
     assert plan("10.3.0", device=XAVIER).workspace_bytes == 2 * 2**30
+    assert plan("8.5.2", device=DeviceFacts("Nano 4GB", (8, 7), 4 * 2**30)).workspace_bytes == 256 * 2**20
     assert plan("10.3.0", workspace_gb=0.25).workspace_bytes == 2**28
     with pytest.raises(RockedgeError, match="too small"):
         plan("10.3.0", workspace_gb=0.001)
@@ -125,3 +126,13 @@ def test_failure_advice_for_a_killed_build():
     assert text.startswith("the engine build was killed (out of memory?)")
     assert "--workspace 0.25" in text and "swapon" in text and "Q/DQ ONNX" in text
     assert "swapon" not in failure_advice(p, ORIN, killed=True, swap_bytes=8 << 30)
+
+
+def test_plan_round_trips_through_json():
+    import json
+
+    from rockedge.engine.plan import BuildPlan
+
+    p = plan("8.6.2", onnx=DYNAMIC, precision=INT8, dla_core=0, version_compatible=True)
+    back = BuildPlan.from_dict(json.loads(json.dumps(p.to_dict())))
+    assert back == p

@@ -36,6 +36,7 @@ def test_reads_what_onnx_reads(tmp_path):
     assert info.opset == 17 and info.producer == "test"
     assert [(t.name, t.shape, t.dtype) for t in info.inputs] == [("images", (None, 3, 8, 8), "float32")]  # not "w"
     assert [(t.name, t.shape) for t in info.outputs] == [("logits", (1, 2, 8, 8))]
+    assert info.op_types == {"Conv"}
 
 
 def test_rewrites_metadata_and_keeps_the_graph_byte_for_byte(tmp_path):

@@ -197,10 +197,20 @@ ISOLATION = textwrap.dedent(
     for name in BLOCKED:
         sys.modules[name] = None  # any import of these now raises ImportError
     import numpy as np
-    import rockedge.runtime
-    mods = [m.name for m in pkgutil.walk_packages(rockedge.runtime.__path__, "rockedge.runtime.")]
+    import rockedge.runtime, rockedge.engine
+    # Everything that runs on the device: the runtime, the engine builder, TensorRT calibration, doctor's probes.
+    mods = [m.name for pkg in (rockedge.runtime, rockedge.engine)
+            for m in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + ".")]
+    mods += ["rockedge.calibration.reader", "rockedge.calibration.cache", "rockedge.calibration.trt_calibrator",
+             "rockedge.onnx_proto", "rockedge.probes", "rockedge.console", "rockedge.export.parity",
+             "rockedge.export.pipeline", "rockedge.calibration.budget",
+             "rockedge.cli"]
     for name in mods:
         importlib.import_module(name)
+    from rockedge.engine.build import onnx_facts
+    from rockedge.calibration.reader import load_calibration_set
+    facts, spec = onnx_facts(sys.argv[1])
+    assert len(load_calibration_set("synth", spec, n=2)) == 2
     from rockedge.runtime import Segmenter
     from rockedge.runtime.sources import IterableSource
     from rockedge.runtime.outputs import RunOutputs
@@ -224,5 +234,5 @@ def test_runtime_imports_and_runs_without_torch_or_onnx(model, tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "isolated" in proc.stdout
-    assert int(proc.stdout.split()[-1]) >= 10  # every runtime submodule, TensorRT ones included
+    assert int(proc.stdout.split()[-1]) >= 25  # every runtime and engine submodule, TensorRT ones included
     assert (tmp_path / "iso.mp4").is_file()

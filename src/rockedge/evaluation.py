@@ -31,8 +31,11 @@ def evaluate(
     size_hw: tuple[int, int] | None = None,
     progress: bool = False,
     desc: str = "eval",
+    timings: list[float] | None = None,
 ) -> ConfusionMatrix:
-    """Score ``backend`` on ``(BGR image, index mask)`` pairs; refuses a model that emits NaN/Inf."""
+    """Score ``backend`` on ``(BGR image, index mask)`` pairs; refuses a model that emits NaN/Inf.
+
+    ``timings``, when given, receives the inference time of every batch (seconds)."""
     spec = backend.spec
     size = size_hw or backend.fixed_size or spec.input_size
     cm = ConfusionMatrix(spec.num_classes, spec.ignore_index)
@@ -41,6 +44,8 @@ def evaluate(
         for idx in chunks(indices, batch_size_for(backend, batch)):
             items = [dataset[i] for i in idx]
             out, geoms = infer_frames(backend, [img for img, _ in items], size)
+            if timings is not None:
+                timings.append(backend.last_infer_s)
             bad = count_nonfinite(out)
             if bad:
                 raise RockedgeError(

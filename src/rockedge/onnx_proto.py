@@ -24,7 +24,9 @@ from rockedge.errors import RockedgeError
 # ModelProto
 _OPSET_IMPORT, _PRODUCER, _GRAPH, _METADATA = 8, 2, 7, 14
 # GraphProto
-_INITIALIZER, _INPUT, _OUTPUT = 5, 11, 12
+_NODE, _INITIALIZER, _INPUT, _OUTPUT = 1, 5, 11, 12
+# NodeProto
+_OP_TYPE = 4
 # TensorProto.DataType -> numpy dtype name
 ELEM_TYPES = {1: "float32", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32", 7: "int64", 9: "bool",
               10: "float16", 11: "float64", 12: "uint32", 13: "uint64", 16: "bfloat16"}
@@ -46,6 +48,7 @@ class OnnxInfo:
     producer: str = ""
     inputs: list[OnnxTensor] = field(default_factory=list)
     outputs: list[OnnxTensor] = field(default_factory=list)
+    op_types: set[str] = field(default_factory=set)  # of the main graph's nodes (Q/DQ means explicit INT8)
 
 
 class _Bad(Exception):
@@ -182,7 +185,11 @@ def read_info(path: str | os.PathLike[str]) -> OnnxInfo:
         initializers: set[str] = set()
         inputs, outputs = [], []
         for num, _, v, _, _ in _fields(graph):
-            if num == _INITIALIZER:
+            if num == _NODE:
+                for nnum, _, nv, _, _ in _fields(_msg(v)):
+                    if nnum == _OP_TYPE:
+                        info.op_types.add(_string(nv))
+            elif num == _INITIALIZER:
                 initializers.add(_tensor_name(v))
             elif num == _INPUT:
                 inputs.append(_value_info(v))

@@ -9,6 +9,7 @@ TensorRT 11 removed calibrators: asking for one there is one line pointing at th
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -53,16 +54,28 @@ class BatchFeeder:
             self.buffer = None
 
 
-def make_calibrator(trt: Any, calibration: CalibrationSet, *, batch: int, cache: CacheFile | None) -> Any:
-    """An ``IInt8EntropyCalibrator2`` that reads frames from ``calibration`` (cuda-python device memory) and reuses
-    ``cache`` only when it was computed from the same calibration set."""
+def calibrator_base(trt: Any) -> Any:
+    """TensorRT's entropy calibrator class, or one line where the version has none (TensorRT 11)."""
     base = getattr(trt, "IInt8EntropyCalibrator2", None)
     if base is None:
         raise RockedgeError(
             f"TensorRT {getattr(trt, '__version__', '?')} has no INT8 calibrators (removed in 11): quantize on the "
             "workstation (rockedge export MODEL --int8 --data DIR) and build from the Q/DQ MODEL.int8.onnx"
         )
+    return base
+
+
+def make_calibrator(calibration: CalibrationSet, *, batch: int, cache: CacheFile | None) -> Any:
+    """An ``IInt8EntropyCalibrator2`` that reads frames from ``calibration`` (cuda-python device memory) and reuses
+    ``cache`` only when it was computed from the same calibration set."""
     from rockedge.runtime.backends.cuda_rt import Stream
+    from rockedge.runtime.backends.trt import import_tensorrt
+
+    trt = import_tensorrt()
+    calibrator_base(trt)
+    if calibration.spec.input_format == "raw":
+        raise RockedgeError("TensorRT's calibrator feeds float32 inputs; a raw-input (uint8) model is quantized on the "
+                            "workstation instead: rockedge export MODEL --int8 --data DIR")
 
     stream = Stream()
 
@@ -72,21 +85,29 @@ def make_calibrator(trt: Any, calibration: CalibrationSet, *, batch: int, cache:
     feeder = BatchFeeder(calibration, batch, alloc=stream.alloc_device, to_device=to_device, free=stream.free_device)
     identity = cache_identity(calibration, ENTROPY2)
 
-    class _EntropyCalibrator(base):  # type: ignore[misc, valid-type]
+    class _EntropyCalibrator(trt.IInt8EntropyCalibrator2):
         def __init__(self) -> None:
-            base.__init__(self)  # TensorRT's Python calibrators must call the base initialiser
+            trt.IInt8EntropyCalibrator2.__init__(self)  # TensorRT's Python calibrators must call the base initialiser
             self.feeder = feeder
             self.stream = stream
+            self.cache_hit = False
 
         def get_batch_size(self) -> int:
             return batch
 
         def get_batch(self, names: list[str]) -> list[int] | None:
-            ptr = feeder.next_pointer()
+            # TensorRT swallows exceptions raised here (and ends calibration): report them before it does.
+            try:
+                ptr = feeder.next_pointer()
+            except Exception as e:
+                print(f"error: calibration batch {feeder.fed + 1} failed: {type(e).__name__}: {e}", file=sys.stderr)
+                raise
             return None if ptr is None else [int(ptr)]
 
         def read_calibration_cache(self) -> bytes | None:
-            return cache.load(identity) if cache is not None else None
+            data = cache.load(identity) if cache is not None else None
+            self.cache_hit = data is not None
+            return data
 
         def write_calibration_cache(self, data: Any) -> None:
             if cache is not None:

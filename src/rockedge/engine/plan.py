@@ -108,11 +108,22 @@ class BuildPlan:
         d["shapes"] = self.shapes.to_dict()
         return d
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "BuildPlan":
+        s = d["shapes"]
+        return cls(parse_version(d["trt_version"]), Precision.parse(d["precision"]), list(d["network_flags"]),
+                   list(d["builder_flags"]), int(d["workspace_bytes"]),
+                   Shapes(tuple(s["min"]), tuple(s["opt"]), tuple(s["max"])), bool(d["implicit_int8"]), d["dla_core"],
+                   d["hardware_compatibility"], bool(d["version_compatible"]), d["optimization_level"],
+                   list(d["notes"]))
+
 
 def default_workspace(device: DeviceFacts) -> int:
-    """Half a GiB on boards with <= 8 GB (Orin Nano/NX: builds get OOM-killed with more), 1 GiB up to 16 GB,
-    2 GiB above. TensorRT uses less when tactics need less; the cap only bounds the worst case."""
+    """256 MiB on 4 GB boards, 512 MiB up to 8 GB (Orin Nano/NX builds get OOM-killed with more), 1 GiB up to
+    16 GB, 2 GiB above. TensorRT uses less when tactics need less; the cap only bounds the worst case."""
     gb = device.total_memory / GIB if device.total_memory else 16.0
+    if gb <= 4.5:
+        return 256 * MIB
     if gb <= 8.5:
         return 512 * MIB
     return GIB if gb <= 16.5 else 2 * GIB

@@ -61,6 +61,11 @@ class EngineManifest:
     version_compatible: bool = False
     hardware_compatibility: str = "none"  # "none" | "ampere_plus"
     plan_sha256: str | None = None
+    # How it was built: flag *names* (TensorRT 11 renumbered BuilderFlag), workspace, profile, DLA core...
+    build: dict[str, Any] = field(default_factory=dict)
+    calibration_sha256: str | None = None  # the calibration set of an implicitly calibrated INT8 engine
+    platform: dict[str, Any] = field(default_factory=dict)  # Jetson model, L4T, JetPack, CUDA
+    verification: dict[str, Any] = field(default_factory=dict)  # the parity check run after the build
 
     def __post_init__(self) -> None:
         self.precision = Precision.parse(self.precision)
@@ -81,6 +86,10 @@ class EngineManifest:
             "version_compatible": self.version_compatible,
             "hardware_compatibility": self.hardware_compatibility,
             "plan_sha256": self.plan_sha256,
+            "build": self.build,
+            "calibration_sha256": self.calibration_sha256,
+            "platform": self.platform,
+            "verification": self.verification,
         }
 
     @classmethod
@@ -103,6 +112,10 @@ class EngineManifest:
             version_compatible=bool(d.get("version_compatible", False)),
             hardware_compatibility=str(d.get("hardware_compatibility", "none")),
             plan_sha256=d.get("plan_sha256"),
+            build=dict(d.get("build") or {}),
+            calibration_sha256=d.get("calibration_sha256"),
+            platform=dict(d.get("platform") or {}),
+            verification=dict(d.get("verification") or {}),
         )
 
 

@@ -62,12 +62,16 @@ class TrtBackend(Backend):
 
     name = "tensorrt"
 
-    def __init__(self, path: str | os.PathLike[str], *, device: int = 0, spec_flags: SpecFlags = NO_FLAGS) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, device: int = 0, spec_flags: SpecFlags = NO_FLAGS,
+                 manifest: EngineManifest | None = None) -> None:
+        """``manifest``: use this one instead of the file beside the plan (the engine builder checks a plan
+        before it writes its manifest)."""
         path = Path(path)
         if not path.is_file():
             raise RockedgeError(f"engine not found: {path}")
         # The manifest is read before TensorRT, so a wrong file fails the same way on every machine.
-        manifest: EngineManifest | None = read_manifest(path) if find_manifest(path) is not None else None
+        if manifest is None and find_manifest(path) is not None:
+            manifest = read_manifest(path)
         if manifest is None and spec_flags.classes is None:
             read_manifest(path)  # raises the one-line "no manifest beside it" error with the fix
         self.path = path

@@ -1,0 +1,230 @@
+"""``rockedge export MODEL.onnx --format engine``: plan, build in a child process, verify, then put in place.
+
+The steps, each a function: read what the ONNX is (:func:`onnx_facts`, no onnx package) and what the
+device has (:func:`device_facts`); plan (:func:`rockedge.engine.plan.plan_build`); build in a child
+process (:func:`run_worker`), so a build the kernel kills for memory is reported with advice instead of
+vanishing; check the plan against the ONNX with the parity budgets of its precision (and, for INT8 with
+labelled data, the accuracy budget); then move it into place with its manifest and report. A plan over
+budget is kept as ``<stem>.failed.plan``, never at the target. Nothing here imports torch or onnx.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rockedge.atomic import ensure_writable_dir, temp_beside, write_json
+from rockedge.console import note, warn
+from rockedge.digest import sha256_file
+from rockedge.engine.plan import BuildOptions, BuildPlan, DeviceFacts, OnnxFacts, failure_advice, plan_build
+from rockedge.errors import RockedgeError
+from rockedge.onnx_proto import read_info
+from rockedge.precision import Precision
+from rockedge.runtime.manifest import EngineManifest, write_manifest
+from rockedge.spec import METADATA_KEY, PRECISION_KEY, ModelSpec
+
+QDQ_OPS = {"QuantizeLinear", "DequantizeLinear"}
+
+
+@dataclass
+class EngineOutcome:
+    plan: Path
+    manifest: Path | None
+    report: Path
+    passed: bool
+    verification: dict[str, Any] = field(default_factory=dict)
+    build: dict[str, Any] = field(default_factory=dict)
+
+
+def engine_path(onnx: Path, precision: Precision, out: Path | None) -> Path:
+    """``--out``, else the ONNX's name with .plan (and the precision, when the ONNX itself is FP32)."""
+    if out is not None:
+        if out.suffix.lower() not in (".plan", ".engine", ".trt"):
+            raise RockedgeError(f"an engine path must end in .plan or .engine, got {out.name}")
+        return out
+    tag = "" if precision is Precision.FP32 or precision.value in onnx.stem.split(".") else f".{precision.value}"
+    return onnx.with_name(f"{onnx.stem}{tag}.plan")
+
+
+def onnx_facts(onnx: Path) -> tuple[OnnxFacts, ModelSpec]:
+    """The input, precision and Q/DQ-ness of a rockedge ONNX, and its spec."""
+    info = read_info(onnx)
+    if METADATA_KEY not in info.metadata:
+        raise RockedgeError(f"{onnx} carries no rockedge model spec: export it with rockedge, or write one first "
+                            f"(rockedge spec write {onnx.name} --classes ...)")
+    spec = ModelSpec.from_json(info.metadata[METADATA_KEY])
+    if len(info.inputs) != 1:
+        raise RockedgeError(f"{onnx} has {len(info.inputs)} inputs; rockedge builds models with one image input")
+    inp = info.inputs[0]
+    precision = Precision.parse(info.metadata.get(PRECISION_KEY, "fp32"))
+    return OnnxFacts(inp.name, inp.shape, precision, bool(info.op_types & QDQ_OPS), info.opset), spec
+
+
+def device_facts() -> tuple[str, DeviceFacts, dict[str, Any]]:
+    """(TensorRT version, the GPU, the platform) or one line saying what is missing (TensorRT first, then a GPU)."""
+    from rockedge.probes import cuda_gpu, jetson
+    from rockedge.runtime.backends.cuda_rt import cudart, require_gpu
+    from rockedge.runtime.backends.trt import import_tensorrt
+
+    trt = import_tensorrt()
+    name, cc = require_gpu()
+    rt = cudart()
+    err, free, total = rt.cudaMemGetInfo()
+    dla = int(trt.Builder(trt.Logger(trt.Logger.WARNING)).num_DLA_cores)
+    j = jetson()
+    platform = {"gpu": cuda_gpu().detail, **(j.value or {})}
+    major, minor = (int(x) for x in cc.split("."))
+    return str(trt.__version__), DeviceFacts(name, (major, minor), int(total), dla, j.ok), platform
+
+
+def run_worker(request: dict[str, Any], *, command: list[str] | None = None) -> dict[str, Any]:
+    """Run the build child on ``request``; returns its result, or raises with what to do when it failed or was killed.
+
+    ``command`` replaces ``python -m rockedge.engine.worker`` (the tests use a child that kills itself)."""
+    with tempfile.TemporaryDirectory(prefix="rockedge-build-") as tmp:
+        req = Path(tmp) / "request.json"
+        req.write_text(json.dumps(request))
+        cmd = (command or [sys.executable, "-m", "rockedge.engine.worker"]) + [str(req)]
+        proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, errors="replace")
+        result_file = req.with_name("request.result.json")
+        result = json.loads(result_file.read_text()) if result_file.is_file() else {}
+    plan = BuildPlan.from_dict(request["plan"])
+    device = DeviceFacts(**request.get("device", {})) if request.get("device") else DeviceFacts()
+    stderr = proc.stderr or ""
+    out_of_memory = any(sig in stderr for sig in OOM_SIGNATURES)
+    if proc.returncode < 0:
+        killed = -proc.returncode == signal.SIGKILL
+        from rockedge.probes import meminfo
+
+        advice = failure_advice(plan, device, killed=killed, swap_bytes=meminfo().get("SwapTotal"))
+        raise RockedgeError(f"{advice} (signal {-proc.returncode}); nothing was written")
+    if proc.returncode != 0 or not result.get("ok"):
+        error = result.get("error") or _last_line(stderr) or f"the build process exited with status {proc.returncode}"
+        if out_of_memory or any(sig in error for sig in OOM_SIGNATURES):
+            error += "; " + failure_advice(plan, device, killed=False)
+        raise RockedgeError(f"{error}; nothing was written")
+    if out_of_memory:
+        warn("the build ran short of memory (some tactics were skipped); a larger --workspace or more free memory "
+             "may give a faster engine")
+    return result
+
+
+# What running out of memory looks like in a build's output (TensorRT, the Jetson driver, the CUDA runtime).
+OOM_SIGNATURES = ("NvMapMemAllocInternalTagged", "OutOfMemory", "out of memory", "FAILED_ALLOCATION",
+                  "could not be allocated", "insufficient memory", "insuficient memory")
+
+
+def _last_line(text: str) -> str:
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return lines[-1] if lines else ""
+
+
+def build_engine(
+    onnx: str | os.PathLike[str],
+    out: str | os.PathLike[str] | None,
+    options: BuildOptions,
+    *,
+    batch: int = 1,
+    imgsz: tuple[int, int] | None = None,
+    timing_cache: str | os.PathLike[str] | None = None,
+    calib_source: str | None = None,
+    calib_n: int = 64,
+    calib_cache: str | os.PathLike[str] | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
+    max_drop: float = 1.0,
+    n: int = 8,
+    seed: int = 0,
+) -> EngineOutcome:
+    """Build ``onnx`` into a TensorRT plan on this device (see the module docstring)."""
+    onnx = Path(onnx)
+    if not onnx.is_file():
+        raise RockedgeError(f"model not found: {onnx}")
+    facts, spec = onnx_facts(onnx)
+    target = engine_path(onnx, options.precision if facts.precision is Precision.FP32 else facts.precision,
+                         Path(out) if out else None)
+    ensure_writable_dir(target.parent if str(target.parent) else Path("."))
+    trt_version, device, platform = device_facts()
+    plan = plan_build(trt_version, options, facts, device, default_hw=imgsz or spec.input_size, batch=batch)
+    for text in plan.notes:
+        note(text)
+    staging = temp_beside(target, ".staging.plan")
+    try:
+        result = run_worker({
+            "onnx": str(onnx), "staging": str(staging), "plan": plan.to_dict(), "input_name": facts.input_name,
+            "spec": spec.to_dict(), "timing_cache": str(timing_cache) if timing_cache else None,
+            "calib_source": calib_source, "calib_n": calib_n, "seed": seed,
+            "calib_cache": str(calib_cache) if calib_cache else str(onnx.with_name(onnx.stem + ".calib.cache")),
+            "device": {"gpu_name": device.gpu_name, "compute_capability": list(device.compute_capability),
+                       "total_memory": device.total_memory, "dla_cores": device.dla_cores,
+                       "is_jetson": device.is_jetson},
+        })
+        manifest = EngineManifest(
+            spec=spec, tensorrt_version=trt_version, gpu_name=device.gpu_name,
+            compute_capability=f"{device.compute_capability[0]}.{device.compute_capability[1]}",
+            precision=plan.precision, input_shapes={facts.input_name: plan.shapes.to_dict()},
+            onnx_sha256=sha256_file(onnx), onnx_path=str(onnx), version_compatible=plan.version_compatible,
+            hardware_compatibility=plan.hardware_compatibility, plan_sha256=sha256_file(staging),
+            build={**plan.to_dict(), "seconds": result.get("seconds"), "layer_precisions": result.get("layer_precisions"),
+                   "timing_cache": str(timing_cache) if timing_cache else None},
+            calibration_sha256=(result.get("calibration") or {}).get("sha256"), platform=platform,
+        )
+        verification = verify_engine(staging, manifest, onnx, data_dir=data_dir, n=n, seed=seed, max_drop=max_drop)
+        _check_precision(plan.precision, result.get("layer_precisions") or {}, verification)
+        manifest.verification = verification
+        passed = verification.get("passed", True) is not False
+        final = target if passed else target.with_name(target.stem + ".failed" + target.suffix)
+        os.replace(staging, final)
+    finally:
+        with contextlib.suppress(OSError):
+            staging.unlink()
+    manifest_file = write_manifest(final, manifest)
+    report = write_json(target.with_name(target.stem + ".parity.json"),
+                        {"engine": str(final), "build": manifest.build, "verification": verification})
+    return EngineOutcome(final, manifest_file, report, passed, verification, manifest.build)
+
+
+def _check_precision(precision: Precision, layers: dict[str, int], verification: dict[str, Any]) -> None:
+    """A build that swallowed its precision request (a silent FP32 engine) fails verification."""
+    want = {Precision.FP16: "Half", Precision.INT8: "Int8"}.get(precision)
+    if want is not None and layers and not layers.get(want):
+        verification["passed"] = False
+        verification.setdefault("failures", []).append(
+            f"asked for {precision.value}, but no layer of the engine runs in {want} ({layers})")
+
+
+def verify_engine(plan_path: Path, manifest: EngineManifest, onnx: Path, *, data_dir: Any, n: int, seed: int,
+                  max_drop: float) -> dict[str, Any]:
+    """The new plan against its ONNX (ONNX Runtime): mask parity with the precision's budget, and for INT8 with
+    labelled data the rock-IoU drop. Without ONNX Runtime here it says so instead of passing."""
+    from rockedge.export.parity import ParityBudget
+    from rockedge.export.pipeline import verify_backends
+    from rockedge.probes import module_version
+    from rockedge.runtime.backends.ort import OrtBackend
+    from rockedge.runtime.backends.trt import TrtBackend
+
+    if module_version("onnxruntime") is None:
+        warn("ONNX Runtime is not installed here, so the engine was not compared with its ONNX; run "
+             f"`rockedge verify {plan_path.name} --reference {onnx.name}` where it is")
+        return {"passed": None, "reason": "onnxruntime not installed on the build machine"}
+    budget = ParityBudget.for_precision(manifest.precision)
+    with OrtBackend(onnx, providers=["cpu"]) as ref, TrtBackend(plan_path, manifest=manifest) as cand:
+        report = verify_backends(ref, cand, data_dir=data_dir, n=n, seed=seed, budget=budget)
+        out: dict[str, Any] = {"parity": report.to_dict(), "passed": report.passed, "failures": list(report.failures)}
+        print(report.table())
+        if manifest.precision is Precision.INT8 and data_dir is not None:
+            from rockedge.calibration.budget import accuracy_drop
+
+            drop = accuracy_drop(ref, cand, data_dir)
+            out["accuracy"] = drop
+            if drop["drop_points"] > max_drop:
+                out["passed"] = False
+                out["failures"].append(f"{drop['class']} IoU drops {drop['drop_points']:.2f} points > --max-drop {max_drop:g}")
+    return out

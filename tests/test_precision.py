@@ -1,0 +1,159 @@
+"""FP16 and INT8 ONNX models held to their budgets: conversion, Q/DQ placement TensorRT accepts, the accuracy
+budget that falls back to FP32 layers or stops, and the one-line errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnx
+import pytest
+from click.testing import CliRunner
+
+from rockedge.cli import main
+from rockedge.errors import RockedgeError
+
+LRASPP = "lraspp_mobilenet_v3_large"
+
+
+@pytest.fixture(scope="module")
+def blobs(tmp_path_factory) -> Path:
+    """A labelled set of blob scenes (what the fixture models are trained on), train and val splits."""
+    from conftest import blob_scene
+
+    root = tmp_path_factory.mktemp("blobs")
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 16), ("val", 8)):
+        (root / split / "images").mkdir(parents=True)
+        (root / split / "masks").mkdir(parents=True)
+        for i in range(n):
+            img, mask = blob_scene(rng, 64, 64)
+            cv2.imwrite(str(root / split / "images" / f"{i}.png"), img)
+            cv2.imwrite(str(root / split / "masks" / f"{i}.png"), mask)
+    return root
+
+
+@pytest.fixture(scope="module")
+def fp32(trained_ckpt, tmp_path_factory) -> Path:
+    from rockedge.export.onnx import export_onnx
+
+    # Trained long enough that it segments blobs well: then INT8 noise costs accuracy instead of adding it.
+    ckpt = trained_ckpt(arch=LRASPP, steps=300)
+    return export_onnx(ckpt, tmp_path_factory.mktemp("prec") / "m.onnx", progress=False).path
+
+
+@pytest.fixture(scope="module")
+def grey(tmp_path_factory) -> Path:
+    """A calibration set of one flat grey frame: every activation range comes out far too narrow."""
+    d = tmp_path_factory.mktemp("grey")
+    cv2.imwrite(str(d / "grey.png"), np.full((64, 64, 3), 90, np.uint8))
+    return d
+
+
+def _export(*args) -> "click.testing.Result":  # noqa: F821
+    return CliRunner().invoke(main, ["export", *map(str, args), "-q"])
+
+
+def test_int8_qdq_model_is_what_tensorrt_accepts_and_meets_the_budget(fp32, blobs, tmp_path):
+    out = tmp_path / "m.int8.onnx"
+    r = _export(fp32, "--int8", "--data", blobs, "--calib-n", 16, "--out", out)
+    assert r.exit_code == 0, r.output
+    m = onnx.load(str(out))
+    ops = [n.op_type for n in m.graph.node]
+    assert ops.count("QuantizeLinear") > 20 and ops.count("DequantizeLinear") > 20
+    assert {o.version for o in m.opset_import if o.domain in ("", "ai.onnx")} == {17}  # TensorRT 8.5 parses it
+    inits = {i.name: i for i in m.graph.initializer}
+    zero_points = [inits[n.input[2]] for n in m.graph.node if n.op_type == "QuantizeLinear" and n.input[2] in inits]
+    assert zero_points and all(z.data_type == onnx.TensorProto.INT8 for z in zero_points)  # symmetric int8 only
+    assert all(not onnx.numpy_helper.to_array(z).any() for z in zero_points)
+    per_channel = [n for n in m.graph.node if n.op_type == "QuantizeLinear"
+                   and n.input[1] in inits and inits[n.input[1]].dims and inits[n.input[1]].dims[0] > 1]
+    assert per_channel, "weights are quantized per output channel"
+    assert not any(n.op_type == "DequantizeLinear" and inits.get(n.input[0]) is not None
+                   and inits[n.input[0]].data_type == onnx.TensorProto.INT32 for n in m.graph.node)  # no int32 bias
+    meta = {p.key: p.value for p in m.metadata_props}
+    assert meta["rockedge.precision"] == "int8" and "rockedge.spec" in meta
+    settings = json.loads(meta["rockedge.export"])
+    assert settings["method"] == "minmax" and settings["calibration"]["n"] == 16
+    report = json.loads((tmp_path / "m.int8.parity.json").read_text())
+    assert report["budget"]["passed"] and report["budget"]["steps"][0]["kept_fp32"] == 0
+    assert "rock IoU" in r.output and "speed-up" in r.output  # FP32 vs INT8 side by side
+
+
+def test_budget_keeps_sensitive_layers_in_fp32_until_it_is_met(fp32, blobs, grey, tmp_path):
+    """A flat calibration frame clips every activation: the full INT8 model loses many points, and the budget
+    keeps the layers that add most error in FP32 until it is within 8 points."""
+    r = _export(fp32, "--int8", "--data", blobs, "--calib-data", grey, "--calib-n", 1, "--calib-method", "minmax",
+                "--max-drop", 8, "--out", tmp_path / "fb.int8.onnx")
+    assert r.exit_code == 0, r.output
+    budget = json.loads((tmp_path / "fb.int8.parity.json").read_text())["budget"]
+    assert budget["passed"] and budget["steps"][0]["drop_points"] > 8
+    chosen = budget["steps"][budget["chosen_step"]]
+    assert chosen["kept_fp32"] > 0 and chosen["drop_points"] <= 8
+    assert len(budget["kept_fp32"]) == chosen["kept_fp32"] and budget["sensitivity_db"]
+    m = onnx.load(str(tmp_path / "fb.int8.onnx"))
+    assert json.loads({p.key: p.value for p in m.metadata_props}["rockedge.export"])["kept_fp32"] == budget["kept_fp32"]
+
+
+def test_a_budget_no_setting_meets_stops_with_the_best_model_kept(fp32, blobs, grey, tmp_path):
+    out = tmp_path / "st.int8.onnx"
+    # The same flat calibration loses tens of points; one layer kept in FP32 recovers most, not all of them.
+    r = _export(fp32, "--int8", "--data", blobs, "--calib-data", grey, "--calib-n", 1, "--calib-method", "minmax",
+                "--max-drop", 2, "--max-fp32", 1, "--out", out)
+    assert r.exit_code == 1
+    assert r.output.strip().splitlines()[-1].startswith("error: the int8 step is over its budget")
+    assert "NOT met" in r.output
+    assert not out.exists() and (tmp_path / "st.int8.failed.onnx").is_file()
+    budget = json.loads((tmp_path / "st.int8.parity.json").read_text())["budget"]
+    assert not budget["passed"] and [s["kept_fp32"] for s in budget["steps"]] == [0, 1]
+    best = min(budget["steps"], key=lambda s: s["drop_points"])
+    assert budget["steps"][budget["chosen_step"]] == best and best["drop_points"] > 2
+
+
+def test_fp16_onnx_keeps_float32_io_and_passes_fp16_parity(fp32, blobs, tmp_path):
+    r = _export(fp32, "--half", "--data", blobs)
+    assert r.exit_code == 0, r.output
+    half = fp32.with_name("m.fp16.onnx")
+    m = onnx.load(str(half))
+    assert m.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert m.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT  # the onnxconverter-common bug, fixed
+    assert any(i.data_type == onnx.TensorProto.FLOAT16 for i in m.graph.initializer)
+    assert {p.key: p.value for p in m.metadata_props}["rockedge.precision"] == "fp16"
+    report = json.loads(half.with_name("m.fp16.parity.json").read_text())
+    assert report["parity"]["passed"] and report["parity"]["agreement"] >= 0.999
+    from rockedge.runtime.backends.ort import OrtBackend
+
+    with OrtBackend(half) as be:
+        assert be.info.precision.value == "fp16" and be.infer(np.zeros((1, 3, 64, 64), np.float32)).dtype == np.float32
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--int8"], "--int8 needs --data DIR, a labelled dataset"),
+    (["--int8", "--data", "{images}"], "is not a labelled dataset"),
+    (["--int8", "--data", "{blobs}", "--calib-data", "{empty}"], "no images in"),
+    (["--int8", "--data", "{blobs}", "--calib-data", "{nowhere}"], "source not found"),
+    (["--int8", "--half"], "choose one"),
+])
+def test_bad_precision_requests_are_one_line_and_write_nothing(fp32, blobs, tmp_path, args, message):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "images").mkdir()
+    cv2.imwrite(str(tmp_path / "images" / "a.png"), np.zeros((8, 8, 3), np.uint8))
+    subs = {"{blobs}": str(blobs), "{empty}": str(tmp_path / "empty"), "{images}": str(tmp_path / "images"),
+            "{nowhere}": str(tmp_path / "nowhere")}
+    out = tmp_path / "x.int8.onnx"
+    r = _export(fp32, *[subs.get(a, a) for a in args], "--out", out)
+    assert r.exit_code == 1, r.output
+    lines = r.output.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0] and "Traceback" not in r.output
+    assert not out.exists() and not list(tmp_path.glob("x.*"))
+
+
+def test_reduced_precision_starts_from_fp32(fp32, blobs, tmp_path):
+    r = _export(fp32, "--half", "--data", blobs, "--out", tmp_path / "h.onnx")
+    assert r.exit_code == 0
+    with pytest.raises(RockedgeError, match="already fp16; --half/--int8 start from the FP32 model"):
+        from rockedge.calibration.int8 import read_fp32
+
+        read_fp32(tmp_path / "h.onnx")
