@@ -16,11 +16,12 @@ def test_demo_smoke_at_tiny_size(tmp_path):
     assert r.exit_code == 0, r.output
     log = r.output
     steps = [ln for ln in log.splitlines() if ln.startswith("[")]
-    assert [s.split("]")[0] + "]" for s in steps] == [f"[{i}/5]" for i in range(1, 6)]
+    assert [s.split("]")[0] + "]" for s in steps] == [f"[{i}/7]" for i in range(1, 8)]
     assert "\r" not in log, "progress bars must not flood a log"
     assert "$ rockedge train --data" in log and "$ rockedge export" in log  # the equivalent commands, shown
     for name in ("run/best.pt", "run/best.eval.json", "model.onnx", "model.parity.json", "overlay.mp4",
-                 "overlay.summary.json", "run/results.png"):
+                 "overlay.summary.json", "run/results.png", "model.int8.parity.json", "benchmark/benchmark.json",
+                 "benchmark/benchmark.png"):
         assert (out / name).is_file(), name
     assert json.loads((out / "model.parity.json").read_text())["parity"]["passed"] is True
-    assert "held-out rock IoU" in log
+    assert "held-out rock IoU" in log and "speed-up" in log and "ceiling = " in log

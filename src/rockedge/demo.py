@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from rockedge.atomic import write_json
 from rockedge.errors import RockedgeError
 from rockedge.sizes import format_hw
 
@@ -56,7 +57,7 @@ def run_demo(cfg: DemoConfig) -> None:
     from rockedge.train.engine import TrainConfig, train
 
     t0 = time.monotonic()
-    step = _Steps(5)
+    step = _Steps(7)
     out, data, run_dir = cfg.out, cfg.out / "data", cfg.out / "run"
     sz = format_hw(cfg.imgsz)
     progress = not cfg.quiet
@@ -73,10 +74,8 @@ def run_demo(cfg: DemoConfig) -> None:
 
     eval_json = run_dir / "best.eval.json"
     step("evaluating the best checkpoint on the held-out split", f"eval {best} --data {data} --json {eval_json}")
-    report, table = evaluate_model(best, data, progress=progress)
-    from rockedge.atomic import write_json
-
-    write_json(eval_json, report)
+    evaluation, table = evaluate_model(best, data, progress=progress)
+    write_json(eval_json, evaluation)
     click.echo(table)
 
     onnx = out / "model.onnx"
@@ -89,6 +88,16 @@ def run_demo(cfg: DemoConfig) -> None:
     if not outcome.passed:
         raise RockedgeError(f"parity failed: {'; '.join(outcome.parity.failures)}")
 
+    int8 = out / "model.int8.onnx"
+    step("quantizing to INT8 (Q/DQ for TensorRT) within 1 point of rock IoU on the held-out images",
+         f"export {onnx} --int8 --data {data} --max-drop 1")
+    from rockedge.calibration.int8 import export_int8
+
+    q = export_int8(onnx, int8, data=data, max_drop=1.0, progress=progress)
+    click.echo(q.table)
+    if not q.passed:
+        raise RockedgeError(f"INT8 did not meet its budget; report in {q.report_path}")
+
     video, overlay = out / "rocks.mp4", out / "overlay.mp4"
     step("segmenting a generated rock video with the exported model (ONNX Runtime, no torch)",
          f"data synth-video --out {video} --frames {cfg.video_frames} --resolution 960x540 --fps 29.97 && "
@@ -98,12 +107,24 @@ def run_demo(cfg: DemoConfig) -> None:
     click.echo(summary.table())
     summary.raise_for_status()
 
+    bench = out / "benchmark"
+    step("benchmarking every model it made on this machine (speed, memory, accuracy, share of the ceiling)",
+         f"benchmark {best} {onnx} {int8} --data {data} --out {bench}")
+    from rockedge.benchmark import plot, run_benchmark
+
+    report = run_benchmark([best, onnx, int8], data=str(data), progress=progress)
+    write_json(bench / "benchmark.json", report.to_dict())
+    plot(report, bench / "benchmark.png")
+    click.echo(report.table())
+
     click.secho(f"\ndone in {(time.monotonic() - t0) / 60:.1f} min", bold=True)
-    iou = report["iou"].get(report_fg(report))
-    click.echo(f"  checkpoint : {best}  (held-out rock IoU {100 * (iou or 0):.1f} %, mIoU {100 * report['miou']:.1f} %; "
+    iou = evaluation["iou"].get(report_fg(evaluation))
+    click.echo(f"  checkpoint : {best}  (held-out rock IoU {100 * (iou or 0):.1f} %, mIoU {100 * evaluation['miou']:.1f} %; "
                f"curves {run_dir / 'results.png'})")
     click.echo(f"  onnx model : {onnx}  (parity report {outcome.report_path})")
+    click.echo(f"  int8 model : {int8}  (budget and parity report {q.report_path})")
     click.echo(f"  overlay    : {overlay}  ({summary.fps:.1f} frames/s; per-frame stats and summary beside it)")
+    click.echo(f"  benchmark  : {bench / 'benchmark.json'} and {bench / 'benchmark.png'}")
 
 
 def report_fg(report: dict) -> str:

@@ -243,3 +243,61 @@ def _encode_varint(n: int) -> bytes:
 
 def _len_field(num: int, payload: bytes) -> bytes:
     return _encode_varint((num << 3) | 2) + _encode_varint(len(payload)) + payload
+
+
+# -- writing: the few tiny graphs rockedge builds itself (the benchmark's compute ceiling) -------------------------
+
+
+def _varint_field(num: int, value: int) -> bytes:
+    return _encode_varint(num << 3) + _encode_varint(value)
+
+
+def _str_field(num: int, text: str) -> bytes:
+    return _len_field(num, text.encode())
+
+
+def _value_info_bytes(name: str, elem_type: int, dims: list[int]) -> bytes:
+    shape = b"".join(_len_field(1, _varint_field(1, d)) for d in dims)
+    tensor = _varint_field(1, elem_type) + _len_field(2, shape)
+    return _str_field(1, name) + _len_field(2, _len_field(1, tensor))
+
+
+def _node(op: str, inputs: list[str], outputs: list[str], attrs: bytes = b"") -> bytes:
+    body = b"".join(_str_field(1, i) for i in inputs) + b"".join(_str_field(2, o) for o in outputs)
+    return body + _str_field(4, op) + attrs
+
+
+def _scalar(name: str, elem_type: int, raw: bytes) -> bytes:
+    # TensorProto: dims (1, none: a scalar), data_type (2), name (8), raw_data (9)
+    return _varint_field(2, elem_type) + _str_field(8, name) + _len_field(9, raw)
+
+
+def matmul_model(n: int, kind: str = "fp32") -> bytes:
+    """An ONNX model computing C = A @ B for n x n float inputs: the arithmetic a convolution network is made of.
+
+    ``kind``: ``fp32``; ``fp16`` (inputs cast to float16); ``int8`` (each input through a symmetric
+    QuantizeLinear/DequantizeLinear pair, the Q/DQ form rockedge's INT8 models take)."""
+    import struct
+
+    nodes: list[bytes] = []
+    inits: list[bytes] = []
+    a, b = "A", "B"
+    if kind == "fp16":
+        cast = _len_field(5, _str_field(1, "to") + _varint_field(20, 2) + _varint_field(3, 10))  # AttributeProto INT to=FLOAT16
+        nodes += [_node("Cast", ["A"], ["A16"], cast), _node("Cast", ["B"], ["B16"], cast)]
+        a, b = "A16", "B16"
+    elif kind == "int8":
+        inits += [_scalar("s", 1, struct.pack("<f", 1 / 127)), _scalar("z", 3, b"\x00")]
+        for x in ("A", "B"):
+            nodes += [_node("QuantizeLinear", [x, "s", "z"], [x + "q"]), _node("DequantizeLinear", [x + "q", "s", "z"], [x + "d"])]
+        a, b = "Ad", "Bd"
+    elif kind != "fp32":
+        raise ValueError(f"unknown matmul kind {kind!r}")
+    nodes.append(_node("MatMul", [a, b], ["C"]))
+    out_type = 10 if kind == "fp16" else 1
+    graph = (b"".join(_len_field(1, nd) for nd in nodes) + _str_field(2, "ceiling")
+             + b"".join(_len_field(5, t) for t in inits)
+             + _len_field(11, _value_info_bytes("A", 1, [n, n])) + _len_field(11, _value_info_bytes("B", 1, [n, n]))
+             + _len_field(12, _value_info_bytes("C", out_type, [n, n])))
+    opset = _str_field(1, "") + _varint_field(2, 17)
+    return _varint_field(1, 8) + _len_field(8, opset) + _str_field(2, "rockedge") + _len_field(7, graph)

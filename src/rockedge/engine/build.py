@@ -24,6 +24,7 @@ from typing import Any
 from rockedge.atomic import ensure_writable_dir, temp_beside, write_json
 from rockedge.console import note, warn
 from rockedge.digest import sha256_file
+from rockedge.export.flops import FLOPS_KEY
 from rockedge.engine.plan import BuildOptions, BuildPlan, DeviceFacts, OnnxFacts, failure_advice, plan_build
 from rockedge.errors import RockedgeError
 from rockedge.onnx_proto import read_info
@@ -57,6 +58,7 @@ def engine_path(onnx: Path, precision: Precision, out: Path | None) -> Path:
 def onnx_facts(onnx: Path) -> tuple[OnnxFacts, ModelSpec]:
     """The input, precision and Q/DQ-ness of a rockedge ONNX, and its spec."""
     info = read_info(onnx)
+    flops = int(info.metadata.get(FLOPS_KEY, 0) or 0)
     if METADATA_KEY not in info.metadata:
         raise RockedgeError(f"{onnx} carries no rockedge model spec: export it with rockedge, or write one first "
                             f"(rockedge spec write {onnx.name} --classes ...)")
@@ -65,7 +67,7 @@ def onnx_facts(onnx: Path) -> tuple[OnnxFacts, ModelSpec]:
         raise RockedgeError(f"{onnx} has {len(info.inputs)} inputs; rockedge builds models with one image input")
     inp = info.inputs[0]
     precision = Precision.parse(info.metadata.get(PRECISION_KEY, "fp32"))
-    return OnnxFacts(inp.name, inp.shape, precision, bool(info.op_types & QDQ_OPS), info.opset), spec
+    return OnnxFacts(inp.name, inp.shape, precision, bool(info.op_types & QDQ_OPS), info.opset, flops), spec
 
 
 def device_facts() -> tuple[str, DeviceFacts, dict[str, Any]]:
@@ -173,7 +175,7 @@ def build_engine(
             onnx_sha256=sha256_file(onnx), onnx_path=str(onnx), version_compatible=plan.version_compatible,
             hardware_compatibility=plan.hardware_compatibility, plan_sha256=sha256_file(staging),
             build={**plan.to_dict(), "seconds": result.get("seconds"), "layer_precisions": result.get("layer_precisions"),
-                   "timing_cache": str(timing_cache) if timing_cache else None},
+                   "timing_cache": str(timing_cache) if timing_cache else None, "flops": facts.flops},
             calibration_sha256=(result.get("calibration") or {}).get("sha256"), platform=platform,
         )
         verification = verify_engine(staging, manifest, onnx, data_dir=data_dir, n=n, seed=seed, max_drop=max_drop)

@@ -67,6 +67,7 @@ class OnnxFacts:
     precision: Precision  # rockedge.precision metadata: fp32, fp16 (FP16 graph) or int8 (Q/DQ graph)
     has_qdq: bool = False
     opset: int = 17
+    flops: int = 0  # per image at the export size (rockedge.flops metadata), for the manifest and benchmarks
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from rockedge.spec import INPUT_FORMATS, METADATA_KEY, OUTPUT_FORMATS, PRECISION
 
 EXPORT_KEY = "rockedge.export"
 SOURCE_SHA_KEY = "rockedge.source_sha256"
-ROCKEDGE_KEYS = (METADATA_KEY, EXPORT_KEY, SOURCE_SHA_KEY, PRECISION_KEY)
+ROCKEDGE_KEYS = (METADATA_KEY, EXPORT_KEY, SOURCE_SHA_KEY, PRECISION_KEY, "rockedge.flops")
 INPUT_NAME = "images"
 OUTPUT_NAMES = {"logits": "logits", "mask": "mask"}
 # TensorRT 8.5 (JetPack 5) parses up to opset 17, TensorRT 10 up to 20; below 13 Resize/Squeeze differ.
@@ -282,8 +282,10 @@ def stamp(model: Any, spec: ModelSpec, settings: dict[str, Any], *, source_sha25
     keep = [p for p in model.metadata_props if p.key not in ROCKEDGE_KEYS]
     del model.metadata_props[:]
     model.metadata_props.extend(keep)
+    from rockedge.export.flops import FLOPS_KEY, count_flops
+
     entries = [(METADATA_KEY, spec.to_json()), (PRECISION_KEY, precision.value),
-               (EXPORT_KEY, json.dumps(settings, sort_keys=True, default=str))]
+               (EXPORT_KEY, json.dumps(settings, sort_keys=True, default=str)), (FLOPS_KEY, str(count_flops(model)))]
     if source_sha256:
         entries.append((SOURCE_SHA_KEY, source_sha256))
     for key, value in entries:
