@@ -1,16 +1,17 @@
 #!/usr/bin/env python3
 """Benchmark `rockedge run` (ONNX Runtime, CPU) against the model alone and against a per-frame
-PyTorch-eager loop in the style of the original project. Not a test: run it by hand.
+PyTorch-eager loop in the style of the original project, for the FP32 and the INT8 (Q/DQ) ONNX. Not a test.
 
-    .venv/bin/python benchmarks/bench_runtime.py [--frames 30] [--imgsz 512 512] [--archs ...]
+    .venv/bin/python benchmarks/bench_runtime.py [--frames 24] [--imgsz 512] [--archs ...]
 
-For each architecture (untrained weights: speed does not depend on them) it exports an ONNX model
-at the stated input size, renders a synthetic 1080p video, then measures
+For each architecture it takes the trained checkpoint of benchmarks/bench_precision.py when present (untrained
+BatchNorm networks run several times slower on the CPU through denormal numbers, so they would misstate
+speed), exports FP32 and INT8 ONNX models at the stated size, renders a synthetic 1080p video, then measures
   model-only   OrtBackend.infer on already-prepared inputs, one frame per call (the ceiling);
   rockedge run the CLI end to end in a child process (decode, preprocess, infer, overlay, encode),
                throughput from its summary, peak RSS from getrusage of that child;
   eager loop   PyTorch eager, PIL conversions, fp32, one frame at a time, overlay + mp4 writing.
-Prints a table and writes .bench/bench_runtime.json.
+Prints a table and writes benchmarks/results/<date>-<machine>-runtime.json.
 """
 
 from __future__ import annotations
@@ -28,25 +29,40 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / ".bench"
-ARCHS = ("deeplabv3_mobilenet_v3_large", "deeplabv3_resnet50")
+ARCHS = ("lraspp_mobilenet_v3_large", "deeplabv3_mobilenet_v3_large", "deeplabv3_resnet50")
 
 
-def make_model(arch: str, imgsz: tuple[int, int]) -> tuple[Path, Path]:
+TRAINED = OUT / "precision"  # checkpoints and data of bench_precision.py
+
+
+def make_models(arch: str, imgsz: tuple[int, int]) -> tuple[Path, Path, Path | None]:
+    """(checkpoint, FP32 ONNX, INT8 ONNX or None) at ``imgsz``."""
     import torch
 
+    from rockedge.calibration.int8 import export_int8
     from rockedge.export.onnx import export_onnx
-    from rockedge.spec import ModelSpec
     from rockedge.models.checkpoint import Checkpoint, save_checkpoint
     from rockedge.models.zoo import build_model
+    from rockedge.spec import ModelSpec
 
-    torch.manual_seed(0)
-    spec = ModelSpec(arch=arch, input_size=imgsz)
-    ckpt = OUT / f"{arch}_{imgsz[0]}x{imgsz[1]}.pt"
-    onnx = ckpt.with_suffix(".onnx")
+    trained = TRAINED / arch / "run" / "best.pt"
+    if trained.is_file():
+        ckpt = trained
+    else:
+        print(f"warning: no trained {arch} in {TRAINED} (run bench_precision.py first): timing untrained weights",
+              file=sys.stderr)
+        torch.manual_seed(0)
+        ckpt = OUT / f"{arch}_untrained.pt"
+        save_checkpoint(ckpt, Checkpoint(spec=ModelSpec(arch=arch, input_size=imgsz),
+                                         state_dict=build_model(arch=arch, num_classes=2).state_dict()))
+    onnx = OUT / f"{arch}_{imgsz[0]}x{imgsz[1]}.onnx"
     if not onnx.is_file():
-        save_checkpoint(ckpt, Checkpoint(spec=spec, state_dict=build_model(arch=arch, num_classes=2).state_dict()))
-        export_onnx(ckpt, onnx, progress=False)
-    return ckpt, onnx
+        export_onnx(ckpt, onnx, imgsz=imgsz, progress=False)
+    int8 = onnx.with_name(onnx.stem + ".int8.onnx")
+    data = TRAINED / "data"
+    if not int8.is_file() and data.is_dir():
+        export_int8(onnx, int8, data=data, max_drop=100.0, progress=False)  # for speed only: any accuracy is kept
+    return ckpt, onnx, int8 if int8.is_file() else None
 
 
 def make_video(frames: int) -> Path:
@@ -107,7 +123,7 @@ def eager_loop(ckpt: Path, video: Path, imgsz: tuple[int, int]) -> float:
 
     from rockedge.models.checkpoint import load_checkpoint
 
-    model = load_checkpoint(ckpt).build().eval()
+    model = load_checkpoint(ckpt).build().eval()  # the original project: eager fp32, PIL, one frame at a time
     tf = transforms.Compose([transforms.Resize(imgsz), transforms.ToTensor(),
                              transforms.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])])
     cap = cv2.VideoCapture(str(video))
@@ -140,33 +156,45 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=24, help="frames of synthetic 1080p video (default 24)")
     ap.add_argument("--resnet-frames", type=int, default=8, help="frames used for ResNet-50 (slow on CPU)")
-    ap.add_argument("--imgsz", type=int, nargs=2, default=(512, 512), metavar=("H", "W"))
+    ap.add_argument("--imgsz", type=int, default=512, help="model input size (square)")
     ap.add_argument("--archs", nargs="+", default=list(ARCHS), choices=ARCHS)
     args = ap.parse_args()
     OUT.mkdir(exist_ok=True)
-    imgsz = (args.imgsz[0], args.imgsz[1])
+    imgsz = (args.imgsz, args.imgsz)
     rows = []
     for arch in args.archs:
         n = args.resnet_frames if "resnet" in arch else args.frames
         print(f"{arch}: {n} frames of 1080p at model input {imgsz[0]}x{imgsz[1]} ...", file=sys.stderr)
-        ckpt, onnx = make_model(arch, imgsz)
+        ckpt, onnx, int8 = make_models(arch, imgsz)
         video = make_video(n)
-        mo = model_only(onnx, video, n)
-        rr = rockedge_run(onnx, video)
         eg = eager_loop(ckpt, video, imgsz)
-        rows.append({"arch": arch, "frames": n, "input_size": list(imgsz), "video": "1920x1080 @ 29.97",
-                     "model_only_fps": round(mo, 3), "run_fps": round(rr["fps"], 3),
-                     "run_vs_model_only": round(rr["fps"] / mo, 3), "eager_fps": round(eg, 3),
-                     "run_vs_eager": round(rr["fps"] / eg, 3), "run_peak_rss_mb": round(rr["peak_rss_mb"], 1),
-                     "run_stage_ms": rr["stage_ms"], "cpu_count": os.cpu_count(),
-                     "load_avg_1m": round(os.getloadavg()[0], 2)})
-    hdr = f"{'arch':<30}{'model-only':>12}{'run':>9}{'run/model':>11}{'eager':>9}{'run/eager':>11}{'peak RSS':>10}"
+        for precision, model in (("fp32", onnx), ("int8", int8)):
+            if model is None:
+                continue
+            mo = model_only(model, video, n)
+            rr = rockedge_run(model, video)
+            rows.append({"arch": arch, "precision": precision, "trained": "untrained" not in ckpt.name, "frames": n,
+                         "input_size": list(imgsz), "video": "1920x1080 @ 29.97",
+                         "model_only_fps": round(mo, 3), "run_fps": round(rr["fps"], 3),
+                         "run_vs_model_only": round(rr["fps"] / mo, 3), "eager_fps": round(eg, 3),
+                         "run_vs_eager": round(rr["fps"] / eg, 3), "run_peak_rss_mb": round(rr["peak_rss_mb"], 1),
+                         "run_stage_ms": rr["stage_ms"], "cpu_count": os.cpu_count(),
+                         "load_avg_1m": round(os.getloadavg()[0], 2)})
+    hdr = (f"{'arch':<30}{'prec':<6}{'model-only':>12}{'run':>9}{'run/model':>11}{'eager':>9}{'run/eager':>11}"
+           f"{'peak RSS':>10}")
     print(hdr)
     for r in rows:
-        print(f"{r['arch']:<30}{r['model_only_fps']:>10.2f}/s{r['run_fps']:>7.2f}/s{r['run_vs_model_only']:>10.2f}x"
-              f"{r['eager_fps']:>7.2f}/s{r['run_vs_eager']:>10.2f}x{r['run_peak_rss_mb']:>7.0f} MB")
-    (OUT / "bench_runtime.json").write_text(json.dumps(rows, indent=2) + "\n")
-    print(f"written {OUT / 'bench_runtime.json'}", file=sys.stderr)
+        print(f"{r['arch']:<30}{r['precision']:<6}{r['model_only_fps']:>10.2f}/s{r['run_fps']:>7.2f}/s"
+              f"{r['run_vs_model_only']:>10.2f}x{r['eager_fps']:>7.2f}/s{r['run_vs_eager']:>10.2f}x"
+              f"{r['run_peak_rss_mb']:>7.0f} MB")
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from results import results_path
+
+    from rockedge.benchmark import machine_info
+
+    path = results_path("runtime")
+    path.write_text(json.dumps({"machine": machine_info(), "rows": rows}, indent=2) + "\n")
+    print(f"written {path}", file=sys.stderr)
     return 0
 
 
