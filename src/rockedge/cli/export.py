@@ -74,10 +74,11 @@ from rockedge.spec import INPUT_FORMATS, OUTPUT_FORMATS
 @click.option("--strongly-typed", is_flag=True, help="Engine (TensorRT 10): build the ONNX's own types; implied on 11.")
 @click.option("--optimization-level", type=click.IntRange(0, 5), default=None,
               help="Engine (TensorRT >= 8.6): builder optimisation level [default: TensorRT's, 3].")
-@click.option("--max-batch", type=click.IntRange(min=1), default=8, show_default=True,
-              help="Triton: max_batch_size of the model configuration.")
+@click.option("--max-batch", type=click.IntRange(min=0), default=8, show_default=True,
+              help="Triton: max_batch_size of the model configuration, with dynamic batching (needs a dynamic batch "
+                   "dimension; 0: serve a fixed-batch model unbatched). DeepStream: nvinfer's batch-size.")
 @click.option("--instances", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Triton: model instances per GPU.")
+              help="Triton: model instances per GPU (instance_group count).")
 @budget_options
 @seed_option("Seed for generated parity frames.")
 @json_option("Also write the reports of every step as JSON to PATH ('-': stdout).")
@@ -101,6 +102,8 @@ def export_cmd(model: Path, fmt: str, out: Path | None, half: bool, int8: bool, 
       rockedge export best.onnx --half                                # best.fp16.onnx
       rockedge export best.int8.onnx --format engine                  # on the Jetson: best.int8.plan + manifest
       rockedge export best.onnx --format engine --half --workspace 0.5
+      rockedge export best.pt --format triton --out models --max-batch 8    # Triton repository models/best/
+      rockedge export best.pt --format deepstream --out ds                  # nvinfer config + model in ds/
 
     Each artifact is checked in segmentation terms; one over budget is kept as <stem>.failed.<ext> with its
     report, and the command exits 1.

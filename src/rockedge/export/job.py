@@ -76,7 +76,16 @@ def export_model(req: ExportRequest) -> list[Step]:
     steps: list[Step] = []
     final_is_onnx = req.format == "onnx"
     onnx = req.model
+    serving = req.format in ("triton", "deepstream")
+    if serving and req.model.suffix.lower() in (".plan", ".engine"):
+        # A TensorRT plan (with its manifest) goes into a Triton repository as it is.
+        if req.precision is not Precision.FP32:
+            raise RockedgeError(f"{req.model.name} is a built engine: its precision was fixed when it was built; "
+                                "drop --half/--int8")
+        return [_serving(req, req.model)]
     if _is_checkpoint(req.model):
+        if serving:
+            req = _serving_onnx_options(req)
         target = req.out if (final_is_onnx and req.precision is Precision.FP32 and req.out) else req.model.with_suffix(".onnx")
         steps.append(_checkpoint_to_onnx(req, target))
         onnx = steps[-1].path
@@ -95,10 +104,31 @@ def export_model(req: ExportRequest) -> list[Step]:
     if req.format == "engine":
         steps.append(_engine(req, onnx))
     else:
-        from rockedge.export.serving import write_serving
-
-        steps.append(write_serving(req.format, onnx, req.out, **req.serving_options))
+        steps.append(_serving(req, onnx))
     return steps
+
+
+def _serving(req: ExportRequest, model: Path) -> Step:
+    from rockedge.export.serving import DS_CHECK_FRAMES, write_serving
+
+    return write_serving(req.format, model, req.out, **{"n": min(req.n, DS_CHECK_FRAMES), "seed": req.seed,
+                                                        **req.serving_options})
+
+
+def _serving_onnx_options(req: ExportRequest) -> ExportRequest:
+    """The ONNX a serving layout needs from a checkpoint: a dynamic batch (Triton batches requests, nvinfer batches
+    cameras), and for DeepStream float input and logits (turned into probabilities by the serving step)."""
+    from dataclasses import replace
+
+    opts = dict(req.onnx_options)
+    if req.format == "deepstream" or int(req.serving_options.get("max_batch", 1)) > 0:
+        opts["dynamic"] = True
+    if req.format == "deepstream":
+        for key, needed in (("input_format", "float"), ("output_format", "logits")):
+            if opts.get(key, needed) != needed:
+                raise RockedgeError(f"--format deepstream needs --{key.replace('_', '-')} {needed}: nvinfer feeds float "
+                                    "RGB planes and its segmentation parser reads float class scores")
+    return replace(req, onnx_options=opts)
 
 
 def _ok(steps: list[Step]) -> bool:
