@@ -163,3 +163,15 @@ def test_ddp_two_process_gloo(synth_data, tmp_path):
 
     val = open_dataset(synth_data, "val")
     assert ck.metrics["pixels"] == sum(int((m != 255).sum()) for _, m in val)
+
+
+def test_train_cli_augment_preset_reaches_the_run(synth_data, tmp_path):
+    out = tmp_path / "light"
+    r = CliRunner().invoke(main, ["train", "--data", str(synth_data), "--arch", "lraspp_mobilenet_v3_large",
+                                  "--imgsz", "64", "--crop", "48", "--augment", "light", "--epochs", "1", "--batch", "4",
+                                  "--workers", "0", "--out", str(out), "-q"])
+    assert r.exit_code == 0, r.output
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["augment"]["scale"] == [0.75, 1.25] and cfg["crop"] == [48, 48]
+    r = CliRunner().invoke(main, ["train", "--data", str(synth_data), "--augment", "heavy", "--out", str(tmp_path / "x")])
+    assert r.exit_code == 2 and "heavy" in r.output

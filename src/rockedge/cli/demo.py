@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from rockedge.cli.options import batch_option, imgsz_option, out_option, quiet_option, seed_option
+from rockedge.cli.options import IMGSZ, batch_option, imgsz_option, out_option, quiet_option, seed_option
 from rockedge.spec import ARCHITECTURES
 
 
@@ -14,8 +14,11 @@ from rockedge.spec import ARCHITECTURES
 @out_option("Working folder.", default=Path("demo"))
 @click.option("--arch", type=click.Choice(ARCHITECTURES), default="lraspp_mobilenet_v3_large", show_default=True,
               help="Architecture to train.")
-@click.option("--n", "n_scenes", type=click.IntRange(min=10), default=200, show_default=True, help="Synthetic scenes to generate.")
-@imgsz_option("Training size (scenes and crops).", default="192")
+@click.option("--n", "n_scenes", type=click.IntRange(min=10), default=1000, show_default=True,
+              help="Synthetic scenes to generate (a fifth are held out).")
+@imgsz_option("Scene and model input size.", default="192")
+@click.option("--crop", type=IMGSZ, default="128", show_default=True,
+              help="Training crop (one integer or HxW), clipped to --imgsz.")
 @batch_option("Training batch size.", default=8)
 @click.option("--epochs", type=click.IntRange(min=1), default=40, show_default=True,
               help="Upper bound; --max-minutes usually ends training first.")
@@ -23,7 +26,7 @@ from rockedge.spec import ARCHITECTURES
 @click.option("--video-frames", type=click.IntRange(min=1), default=90, show_default=True, help="Frames of the demo video.")
 @seed_option()
 @quiet_option
-def demo_cmd(out: Path, arch: str, n_scenes: int, imgsz: tuple[int, int], batch: int, epochs: int, max_minutes: float,
+def demo_cmd(out: Path, arch: str, n_scenes: int, imgsz: tuple[int, int], crop: tuple[int, int], batch: int, epochs: int, max_minutes: float,
              video_frames: int, seed: int, quiet: bool) -> None:
     """Generate rock scenes, train a small model on the CPU, evaluate it, export it to ONNX with a
     parity check, and segment a generated rock video with the exported model.
@@ -33,7 +36,7 @@ def demo_cmd(out: Path, arch: str, n_scenes: int, imgsz: tuple[int, int], batch:
     """
     from rockedge.demo import DemoConfig, run_demo
 
-    run_demo(DemoConfig(out=out, arch=arch, n_scenes=n_scenes, imgsz=imgsz, epochs=epochs, max_minutes=max_minutes,
+    run_demo(DemoConfig(out=out, arch=arch, n_scenes=n_scenes, imgsz=imgsz, crop=crop, epochs=epochs, max_minutes=max_minutes,
                         batch=batch, video_frames=video_frames, seed=seed, quiet=quiet))
 
 

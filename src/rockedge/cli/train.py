@@ -21,6 +21,8 @@ from rockedge.spec import ARCHITECTURES
 @click.option("--crop", type=IMGSZ, default=None,
               help="Training crop, at most --imgsz (one integer or HxW): objects keep their inference scale, "
                    "each step costs less [default: --imgsz].")
+@click.option("--augment", type=click.Choice(["default", "light"]), default="default", show_default=True,
+              help="Augmentation strength: light (smaller rescale and colour jitter) suits many varied scenes.")
 @click.option("--lr", type=float, default=1e-3, show_default=True, help="Peak learning rate (AdamW, warm-up then cosine).")
 @out_option("Run folder: best.pt, last.pt, metrics.csv/json, results.png.", default=Path("runs/exp"))
 @click.option("--workers", type=int, default=2, show_default=True, help="Data-loader worker processes.")
@@ -33,7 +35,7 @@ from rockedge.spec import ARCHITECTURES
 @click.option("--max-minutes", type=float, help="Stop after the epoch that crosses this wall-clock budget.")
 @quiet_option
 def train_cmd(data: Path, arch: str, epochs: int, batch: int, imgsz: tuple[int, int], crop: tuple[int, int] | None,
-              lr: float, out: Path, workers: int,
+              augment: str, lr: float, out: Path, workers: int,
               seed: int, device: str, amp: bool, pretrained: bool, backbone_weights: Path | None, resume: bool,
               max_minutes: float | None, quiet: bool) -> None:
     """Train a segmentation model on a labelled dataset.
@@ -43,9 +45,11 @@ def train_cmd(data: Path, arch: str, epochs: int, batch: int, imgsz: tuple[int, 
     torchrun, e.g. `torchrun --nproc_per_node 2 -m rockedge train --data DIR ...`.
     """
     from rockedge.train.engine import TrainConfig, train
+    from rockedge.train.transforms import AUGMENT_PRESETS
 
     cfg = TrainConfig(
         data=str(data), out=str(out), arch=arch, epochs=epochs, batch=batch, imgsz=imgsz, crop=crop, lr=lr,
+        augment=AUGMENT_PRESETS[augment],
         workers=workers, seed=seed, device=device, amp=amp, pretrained=pretrained,
         backbone_weights=str(backbone_weights) if backbone_weights else None, resume=resume, max_minutes=max_minutes,
         progress=not quiet,

@@ -26,6 +26,14 @@ class AugmentConfig:
     blur: float = 0.15  # probability of a light Gaussian blur (motion/defocus on a moving vehicle)
 
 
+# Named strengths for `rockedge train --augment`. "light" suits many varied scenes and short budgets: on the demo
+# (LR-ASPP, 192 px, 5 min) it measured +2 points of held-out rock IoU over "default" (benchmarks/results).
+AUGMENT_PRESETS: dict[str, AugmentConfig] = {
+    "default": AugmentConfig(),
+    "light": AugmentConfig(scale=(0.75, 1.25), brightness=0.15, contrast=0.15, saturation=0.15, hue=3.0, blur=0.1),
+}
+
+
 def resize_pair(img: np.ndarray, mask: np.ndarray, size_hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     h, w = size_hw
     img = cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR if h * w >= img.shape[0] * img.shape[1] else cv2.INTER_AREA)
