@@ -175,3 +175,11 @@ def test_train_cli_augment_preset_reaches_the_run(synth_data, tmp_path):
     assert cfg["augment"]["scale"] == [0.75, 1.25] and cfg["crop"] == [48, 48]
     r = CliRunner().invoke(main, ["train", "--data", str(synth_data), "--augment", "heavy", "--out", str(tmp_path / "x")])
     assert r.exit_code == 2 and "heavy" in r.output
+
+
+@pytest.mark.parametrize("lr", [1e5, 1e9])
+def test_divergence_seen_at_validation_reads_as_a_training_stop(synth_data, tmp_path, lr):
+    # Huge steps can leave the loss finite through an epoch while the weights overflow the logits: the
+    # validation pass sees it first, and the user must still get the training message, not an eval error.
+    with pytest.raises(RockedgeError, match=r"at epoch 1: training stopped; no checkpoint was written; lower --lr"):
+        train(TrainConfig(data=str(synth_data), out=str(tmp_path / "r"), epochs=1, **{**TINY, "lr": lr}))

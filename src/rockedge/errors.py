@@ -23,3 +23,7 @@ class Interrupted(RockedgeError):
     """The user stopped a job (Ctrl-C, ``q`` in a window); what was written so far is kept."""
 
     exit_code = 130
+
+
+class NonFiniteOutput(RockedgeError):
+    """A model produced NaN/Inf outputs (diverged weights, a damaged file, an overflowing precision)."""

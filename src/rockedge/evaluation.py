@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from rockedge.console import note, progress as console_progress
-from rockedge.errors import RockedgeError
+from rockedge.errors import NonFiniteOutput, RockedgeError
 from rockedge.metrics import ConfusionMatrix
 from rockedge.runtime.backends.base import Backend
 from rockedge.runtime.backends.loader import BackendOptions, open_backend
@@ -48,7 +48,7 @@ def evaluate(
                 timings.append(backend.last_infer_s)
             bad = count_nonfinite(out)
             if bad:
-                raise RockedgeError(
+                raise NonFiniteOutput(
                     f"the model emitted {bad} non-finite logits (NaN/Inf) on image {idx[0]} of the set; its scores "
                     "would be meaningless: the weights diverged or the file is damaged (check it with rockedge verify)"
                 )

@@ -97,7 +97,7 @@ def export_cmd(model: Path, fmt: str, out: Path | None, half: bool, int8: bool, 
 
     \b
     Examples:
-      rockedge export runs/m/best.pt --imgsz 512                      # model.onnx + parity report
+      rockedge export runs/m/best.pt --imgsz 512                      # runs/m/best.onnx + parity report
       rockedge export best.pt --int8 --data data/rocks                # best.onnx, best.int8.onnx (Q/DQ)
       rockedge export best.onnx --half                                # best.fp16.onnx
       rockedge export best.int8.onnx --format engine                  # on the Jetson: best.int8.plan + manifest

@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from rockedge.atomic import atomic_path, ensure_writable_dir, write_json
 from rockedge.console import progress as console_progress
-from rockedge.errors import RockedgeError
+from rockedge.errors import NonFiniteOutput, RockedgeError
 from rockedge.evaluation import evaluate, format_report
 from rockedge.models.checkpoint import Checkpoint, load_checkpoint, nonfinite_tensors, save_checkpoint
 from rockedge.models.zoo import build_model, check_arch, main_output
@@ -282,6 +282,13 @@ def evaluate_epoch(run: _Run) -> dict[str, Any]:
     return cm.report(run.spec.classes)
 
 
+def _check_weights(run: _Run, epoch: int) -> None:
+    """Stop before scoring or saving weights that went non-finite (the last good checkpoint stays)."""
+    bad = nonfinite_tensors(run.model.state_dict())
+    if bad:
+        raise _diverged(run, f"{sum(n for _, n in bad)} weights became NaN/Inf ({bad[0][0]}, ...)", epoch)
+
+
 def _record(run: _Run, epoch: int, planned: int, mean_loss: float, report: dict[str, Any], seconds: float) -> None:
     """History row, last.pt (and best.pt when mIoU improved), metrics files and the epoch line."""
     fg = run.spec.classes[1]
@@ -299,10 +306,6 @@ def _record(run: _Run, epoch: int, planned: int, mean_loss: float, report: dict[
     run.best = max(run.best, report["miou"])
     if not run.main_proc:
         return
-    bad = nonfinite_tensors(run.model.state_dict())
-    if bad:
-        run.history.pop()
-        raise _diverged(run, f"{sum(n for _, n in bad)} weights became NaN/Inf ({bad[0][0]}, ...)", epoch)
     cfg = run.cfg
     extra = {"optimizer": run.opt.state_dict(), "scaler": run.scaler.state_dict(), "best": run.best,
              "history": run.history}
@@ -351,7 +354,12 @@ def train(cfg: TrainConfig) -> Path:
         t0 = time.monotonic()
         mean_loss = train_one_epoch(run, loader, epoch, planned, steps_per_epoch * planned, warmup)
         seconds = time.monotonic() - t0
-        _record(run, epoch, planned, mean_loss, evaluate_epoch(run), seconds)
+        _check_weights(run, epoch)
+        try:
+            report = evaluate_epoch(run)
+        except NonFiniteOutput:
+            raise _diverged(run, "the model's outputs became NaN/Inf on the validation images", epoch) from None
+        _record(run, epoch, planned, mean_loss, report, seconds)
         epoch += 1
         planned = _fit_to_budget(run, epoch, planned, t_start)
     _finish(run)
