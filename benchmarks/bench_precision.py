@@ -3,7 +3,7 @@
 machine (ONNX Runtime, CPU), model size, rock-IoU/mIoU drop on held-out scenes, the layers the accuracy budget
 kept in FP32, and FP16 parity. Not a test: run it by hand; it trains each model for a few minutes first.
 
-    .venv/bin/python benchmarks/bench_precision.py [--minutes 4] [--archs ...] [--imgsz 512]
+    .venv/bin/python benchmarks/bench_precision.py [--minutes 4] [--archs ...] [--imgsz 512] [--scenes 300]
 
 Writes .bench/precision/<arch>/... and benchmarks/results/<date>-<machine>-precision.json, prints a table.
 """
@@ -27,6 +27,7 @@ def main() -> int:
     ap.add_argument("--archs", nargs="+", default=list(ARCHS), choices=ARCHS)
     ap.add_argument("--imgsz", type=int, default=512, help="export / latency size (square)")
     ap.add_argument("--runs", type=int, default=10)
+    ap.add_argument("--scenes", type=int, default=300, help="synthetic scenes at 256 px (a fifth held out)")
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from results import results_path
@@ -40,7 +41,7 @@ def main() -> int:
 
     data = WORK / "data"
     if not (data / "synth.json").is_file():
-        write_synth_dataset(data, n=600, size_hw=(256, 256), seed=0, overwrite=True)
+        write_synth_dataset(data, n=args.scenes, size_hw=(256, 256), seed=0, overwrite=True)
     rows = []
     for arch in args.archs:
         out = WORK / arch

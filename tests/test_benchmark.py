@@ -61,6 +61,8 @@ def test_benchmark_table_json_and_chart(models, scenes, tmp_path):
         assert 0 <= row["iou"] <= 1 and 0 <= row["miou"] <= 1
         assert row["ceiling_gflops"] > 0 and 0 < row["ceiling_fraction"] < 2  # measured, in the same run
         assert row["achieved_gflops"] == pytest.approx(row["gflops_per_image"] / (lat["p50"] / 1e3), rel=1e-6)
+    # Each target's memory is its own child's, not the parent's (which holds torch here): ONNX Runtime's is smaller.
+    assert rows["onnxruntime cpu"]["peak_rss_mb"] < 0.8 * rows["torch cpu"]["peak_rss_mb"]
     assert rows["onnxruntime cpu"]["gflops_per_image"] == pytest.approx(rows["torch cpu"]["gflops_per_image"], rel=0.01)
     assert report["machine"]["cores"] and report["machine"]["date"]
     assert (out / "benchmark.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -175,8 +175,6 @@ def _ceiling(t: Target, precision: str) -> float | None:
 
 def measure(req: dict[str, Any]) -> dict[str, Any]:
     """Measure one target (see the module docstring); returns the row as a dict."""
-    import resource
-
     from rockedge.runtime.batching import collate
     from rockedge.runtime.preprocess import prepare
 
@@ -217,8 +215,22 @@ def measure(req: dict[str, Any]) -> dict[str, Any]:
 
             row.gpu_mem_mb = torch.cuda.max_memory_allocated() / 2**20
     row.ceiling_gflops = _ceiling(t, row.precision)
-    row.peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    row.peak_rss_mb = peak_rss_mb()
     return row.to_dict()
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory. VmHWM belongs to the address space exec created; getrusage's
+    ru_maxrss survives exec on Linux and would report the parent's peak (a demo process holding torch)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _frames(data: str | None, size: tuple[int, int], n: int) -> list[np.ndarray]:
