@@ -204,9 +204,11 @@ ISOLATION = textwrap.dedent(
     mods += ["rockedge.calibration.reader", "rockedge.calibration.cache", "rockedge.calibration.trt_calibrator",
              "rockedge.onnx_proto", "rockedge.probes", "rockedge.console", "rockedge.export.parity",
              "rockedge.export.pipeline", "rockedge.calibration.budget",
-             "rockedge.cli"]
+             "rockedge.cli", "rockedge.doctor", "rockedge.cli.doctor"]
     for name in mods:
         importlib.import_module(name)
+    from rockedge.doctor import run_checks
+    assert {c.name for c in run_checks()} >= {"OpenCV", "ONNX Runtime", "TensorRT", "CUDA GPU", "memory"}
     from rockedge.engine.build import onnx_facts
     from rockedge.calibration.reader import load_calibration_set
     facts, spec = onnx_facts(sys.argv[1])

@@ -19,7 +19,7 @@ import click
 from rockedge._version import __version__
 from rockedge.errors import Interrupted, RockedgeError
 
-COMMAND_MODULES = ("data", "train", "eval", "export", "verify", "lint", "spec", "run", "benchmark", "demo")
+COMMAND_MODULES = ("data", "train", "eval", "export", "verify", "lint", "spec", "run", "benchmark", "doctor", "demo")
 
 
 class RockedgeGroup(click.Group):

@@ -1,0 +1,81 @@
+"""`rockedge doctor`: the real checks on this machine (no GPU, no TensorRT), Jetson cases on fixture trees."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from click.testing import CliRunner
+
+from rockedge.cli import main
+from rockedge.doctor import _guard, memory_check, run_checks
+
+NAMES = ["Python", "numpy", "OpenCV", "ONNX Runtime", "TensorRT", "CUDA GPU", "Jetson", "memory", "output folder"]
+
+
+def test_doctor_on_this_machine_warns_about_gpu_and_exits_zero(tmp_path):
+    r = CliRunner().invoke(main, ["doctor", "--out", str(tmp_path), "--json", str(tmp_path / "d.json")])
+    assert r.exit_code == 0, r.output
+    report = json.loads((tmp_path / "d.json").read_text())
+    checks = {c["name"]: c for c in report["checks"]}
+    assert list(checks) == NAMES and report["failed"] == []
+    assert checks["OpenCV"]["status"] == "ok" and ".mp4/mp4v" in checks["OpenCV"]["value"]["codecs"]
+    assert "CPUExecutionProvider" in checks["ONNX Runtime"]["value"]["providers"]
+    # No GPU and no TensorRT here: warnings that say what is lost, with a hint, never a failure.
+    assert checks["CUDA GPU"]["status"] == "warn" and "cudaError" in checks["CUDA GPU"]["detail"]
+    assert checks["TensorRT"]["status"] == "warn" and checks["TensorRT"]["hint"]
+    assert checks["Jetson"]["detail"].startswith("not a Jetson")
+    for line in ("WARN  TensorRT", "OK    output folder", "9 checks:"):
+        assert line in r.output
+    assert "-> " in r.output  # hints under the warnings
+
+
+def test_doctor_json_to_stdout_and_unwritable_out_fails_in_one_line(tmp_path):
+    r = CliRunner().invoke(main, ["doctor", "--json", "-"])
+    assert r.exit_code == 0 and json.loads(r.stdout)["checks"][0]["name"] == "Python"
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    r = CliRunner().invoke(main, ["doctor", "--out", str(blocker / "runs"), "-q"])
+    assert r.exit_code == 1
+    assert r.output.strip().splitlines()[-1] == "error: doctor: 1 check(s) failed: output folder"
+    assert "FAIL  output folder" in r.output and "is a file, not a folder" in r.output
+    assert "OK    numpy" not in r.output  # -q keeps only what needs attention
+
+
+def _jetson_root(tmp_path, meminfo_kb=(7_600_000, 5_000_000, 3_800_000, 3_800_000), py="python3.10"):
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    (root / "etc/nv_tegra_release").write_text("# R36 (release), REVISION: 4.3, GCID: 38968081, BOARD: generic, "
+                                                "EABI: aarch64, DATE: Wed Jan  8 01:49:37 UTC 2025\n")
+    (root / "proc/device-tree").mkdir(parents=True)
+    (root / "proc/device-tree/model").write_bytes(b"NVIDIA Jetson Orin Nano Engineering Reference Developer Kit\x00")
+    total, avail, swap_total, swap_free = meminfo_kb
+    (root / "proc/meminfo").write_text(f"MemTotal: {total} kB\nMemFree: 100 kB\nMemAvailable: {avail} kB\n"
+                                       f"SwapTotal: {swap_total} kB\nSwapFree: {swap_free} kB\n")
+    (root / f"usr/lib/{py}/dist-packages/tensorrt").mkdir(parents=True)
+    return root
+
+
+def test_jetson_in_a_venv_without_jetpack_bindings_fails_with_the_fix(tmp_path):
+    checks = {c.name: c for c in run_checks(tmp_path, root=_jetson_root(tmp_path))}
+    assert checks["Jetson"].status == "ok"
+    assert checks["Jetson"].value["jetpack"] == "6.2" and "Orin Nano" in checks["Jetson"].detail
+    trt = checks["TensorRT"]
+    assert trt.status == "fail" and "--system-site-packages" in trt.hint
+    mine = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    assert ("built for python3.10" in trt.hint) == (mine != "python3.10")
+    assert checks["CUDA GPU"].status == "fail"  # on a Jetson, no GPU is a failure, not a warning
+    assert checks["memory"].status == "ok"
+
+
+def test_low_memory_warns_with_the_swap_recipe(tmp_path):
+    c = memory_check(_jetson_root(tmp_path, meminfo_kb=(3_900_000, 900_000, 0, 0)))
+    assert c.status == "warn" and "mkswap" in c.hint and "--workspace" in c.hint
+
+
+def test_a_probe_that_raises_is_a_fail_line_not_a_traceback():
+    def broken():
+        raise RuntimeError("libnvinfer.so.10: cannot open shared object file\nmore")
+
+    c = _guard("TensorRT", broken)
+    assert c.status == "fail" and c.detail == "probe failed: RuntimeError: libnvinfer.so.10: cannot open shared object file"
