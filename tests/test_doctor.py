@@ -7,8 +7,15 @@ import sys
 
 from click.testing import CliRunner
 
+from rockedge import doctor
 from rockedge.cli import main
-from rockedge.doctor import _guard, memory_check, run_checks
+from rockedge.doctor import (
+    _guard,
+    jetson_check,
+    memory_check,
+    run_checks,
+    tensorrt_check,
+)
 
 NAMES = ["Python", "numpy", "OpenCV", "ONNX Runtime", "TensorRT", "CUDA GPU", "Jetson", "memory", "output folder"]
 
@@ -23,6 +30,7 @@ def test_doctor_on_this_machine_warns_about_gpu_and_exits_zero(tmp_path):
     assert "CPUExecutionProvider" in checks["ONNX Runtime"]["value"]["providers"]
     # No GPU and no TensorRT here: warnings that say what is lost, with a hint, never a failure.
     assert checks["CUDA GPU"]["status"] == "warn" and "cudaError" in checks["CUDA GPU"]["detail"]
+    assert "no NVIDIA driver" in checks["CUDA GPU"]["detail"] and checks["CUDA GPU"]["value"]["runtime"]
     assert checks["TensorRT"]["status"] == "warn" and checks["TensorRT"]["hint"]
     assert checks["Jetson"]["detail"].startswith("not a Jetson")
     for line in ("WARN  TensorRT", "OK    output folder", "9 checks:"):
@@ -66,6 +74,49 @@ def test_jetson_in_a_venv_without_jetpack_bindings_fails_with_the_fix(tmp_path):
     assert ("built for python3.10" in trt.hint) == (mine != "python3.10")
     assert checks["CUDA GPU"].status == "fail"  # on a Jetson, no GPU is a failure, not a warning
     assert checks["memory"].status == "ok"
+    # pip's onnxruntime (CPU provider only) on a Jetson: works, but says what is missing.
+    ort = checks["ONNX Runtime"]
+    assert ort.status == "warn" and "CPU only on a Jetson" in ort.detail and "onnxruntime-gpu" in ort.hint
+
+
+def test_l4t_from_dpkg_when_nv_tegra_release_is_missing_and_jetpack_family(tmp_path):
+    root = _jetson_root(tmp_path)
+    (root / "etc/nv_tegra_release").unlink()
+    (root / "var/lib/dpkg").mkdir(parents=True)
+    (root / "var/lib/dpkg/status").write_text(
+        "Package: libc6\nStatus: install ok installed\nVersion: 2.35-0ubuntu3.8\n\n"
+        "Package: nvidia-l4t-core\nStatus: install ok installed\nArchitecture: arm64\n"
+        "Version: 35.6.9-20250101000000\nDescription: NVIDIA Core Package\n continued line\n")
+    c = jetson_check(root)
+    assert c.status == "ok" and c.value["l4t"] == "35.6.9" and c.value["jetpack"] == "5.1.x", c
+    (root / "var/lib/dpkg/status").write_text("Package: nvidia-l4t-core\nVersion: 32.7.4-20230608212426\n")
+    c = jetson_check(root)
+    assert c.status == "warn" and c.value["jetpack"] == "4.x" and "JetPack 5.1" in c.hint
+
+
+def test_cuda_python_newer_than_the_driver_gets_the_pin(monkeypatch):
+    # JetPack 6's driver is CUDA 12.6; `pip install cuda-python` brings 13.x. The GPU probe itself runs for real.
+    monkeypatch.setattr(doctor, "cuda_versions", lambda: (12060, 13000))
+    c = doctor.cuda_check(on_jetson=True)
+    assert c.status == "fail" and "driver CUDA 12.6, cuda-python runtime 13.0" in c.detail
+    assert "pip install 'cuda-python>=12,<13'" in c.hint
+
+
+def test_a_tensorrt_package_that_does_not_import_is_reported_with_its_error(tmp_path, monkeypatch):
+    pkg = tmp_path / "site" / "tensorrt"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("raise ImportError('libnvinfer.so.10: cannot open shared object file')\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    try:
+        c = tensorrt_check(on_jetson=False)
+        assert c.status == "warn" and c.detail == ("installed but not usable: ImportError: libnvinfer.so.10: cannot "
+                                                   "open shared object file") and "nvinfer" in c.hint
+        (pkg / "__init__.py").write_text("__version__ = '10.3.0'\n")  # a stub-only package
+        sys.modules.pop("tensorrt", None)
+        c = tensorrt_check(on_jetson=True)
+        assert c.status == "fail" and "stub-only" in c.detail
+    finally:
+        sys.modules.pop("tensorrt", None)
 
 
 def test_low_memory_warns_with_the_swap_recipe(tmp_path):

@@ -9,6 +9,14 @@ Severity choices:
 - JetPack installs TensorRT's bindings for the system Python; inside a venv they are invisible. When TensorRT does
   not import but ``/usr/lib/python3*/dist-packages/tensorrt`` exists, the hint says exactly that and how to fix it,
   including a Python-version mismatch (bindings built for the system's 3.8/3.10, venv on another version).
+- A ``tensorrt`` package that is found but does not import (a pip wheel against another libnvinfer, a stub-only
+  package) is reported with its import error rather than as "not installed".
+- CUDA: the detail carries the driver's CUDA version and the cuda-python runtime's; a runtime newer (major) than the
+  driver -- ``pip install cuda-python`` on JetPack 6 brings CUDA 13 against the driver's 12.6 -- gets the pin to fix
+  it.
+- Jetson: the L4T release comes from ``/etc/nv_tegra_release``, else from dpkg's ``nvidia-l4t-core`` version; an L4T
+  release missing from the table maps to its JetPack family (35 -> 5.1.x, 36 -> 6.x). L4T outside 35/36/38 is
+  ``warn``. On a Jetson, ONNX Runtime without the CUDA provider is ``warn`` (pip's CPU wheel).
 - Memory: an engine build needs room for the network, its tactics and the workspace; under 2 GiB of available
   memory plus free swap is ``warn`` with the swap recipe and ``--workspace`` / ``--half``.
 - No video codec that OpenCV can write, an unwritable output folder, or no ONNX Runtime and no TensorRT at all
@@ -18,6 +26,7 @@ Severity choices:
 from __future__ import annotations
 
 import glob
+import importlib.util
 import platform
 import sys
 import tempfile
@@ -35,7 +44,7 @@ def python_check() -> Check:
     venv = sys.prefix != sys.base_prefix
     where = f"venv {sys.prefix}" if venv else "system interpreter"
     detail = f"{platform.python_version()} ({where}, {platform.machine()})"
-    if sys.version_info < (3, 10):
+    if sys.version_info < (3, 10):  # noqa: UP036 - a wrong interpreter is what doctor is for
         return Check("Python", FAIL, detail, "rockedge needs Python >= 3.10")
     return Check("Python", OK, detail, value={"version": platform.python_version(), "venv": venv})
 
@@ -62,13 +71,32 @@ def jetpack_bindings(root: Path = Path("/")) -> list[Path]:
     return sorted(Path(p) for p in glob.glob(str(root / "usr/lib/python3*/dist-packages/tensorrt")))
 
 
+def tensorrt_import_error() -> str | None:
+    """Why a ``tensorrt`` package that is on the path is not a usable TensorRT; None when there is none."""
+    if importlib.util.find_spec("tensorrt") is None:
+        return None
+    try:
+        import tensorrt
+    except Exception as e:  # noqa: BLE001 - a missing libnvinfer, an ABI mismatch...: all are the finding
+        return f"{type(e).__name__}: {_first_line(e)}"
+    if not hasattr(tensorrt, "Runtime"):
+        return "a stub-only package (no tensorrt.Runtime)"
+    return None
+
+
 def tensorrt_check(on_jetson: bool, root: Path = Path("/")) -> Check:
     if probes.tensorrt_available():
         import tensorrt as trt
 
         return Check("TensorRT", OK, str(trt.__version__), value=str(trt.__version__))
-    found = jetpack_bindings(root)
     status = FAIL if on_jetson else WARN
+    broken = tensorrt_import_error()
+    if broken:
+        return Check("TensorRT", status, f"installed but not usable: {broken}",
+                     "the tensorrt package must match the system's TensorRT libraries (dpkg -l | grep nvinfer); on a "
+                     "Jetson uninstall pip's tensorrt and use JetPack's bindings (venv --system-site-packages)",
+                     {"error": broken})
+    found = jetpack_bindings(root)
     if found:
         sys_py = found[0].parent.parent.name  # python3.10
         mine = f"python{sys.version_info.major}.{sys.version_info.minor}"
@@ -84,17 +112,64 @@ def tensorrt_check(on_jetson: bool, root: Path = Path("/")) -> Check:
                  "on a Jetson TensorRT comes with JetPack; on an x86 GPU machine, NVIDIA's tensorrt wheels")
 
 
+def cuda_version(v: int) -> str:
+    """CUDA's integer version (12060) as "12.6"."""
+    return f"{v // 1000}.{v % 1000 // 10}"
+
+
+def cuda_versions() -> tuple[int | None, int | None]:
+    """(the driver's CUDA version, cuda-python's runtime version) as CUDA integers; 0 driver = no NVIDIA driver;
+    None where cuda-python is missing or the call fails."""
+    try:
+        from rockedge.runtime.backends.cuda_rt import cudart
+
+        rt = cudart()
+    except Exception:  # noqa: BLE001 - no cuda-python: cuda_gpu() reports it
+        return None, None
+    out: list[int | None] = []
+    for call in (rt.cudaDriverGetVersion, rt.cudaRuntimeGetVersion):
+        try:
+            err, v = call()
+            out.append(int(v) if err == rt.cudaError_t.cudaSuccess else None)
+        except Exception:  # noqa: BLE001 - a version is extra detail, never a failure
+            out.append(None)
+    return out[0], out[1]
+
+
 def cuda_check(on_jetson: bool) -> Check:
     c = probes.cuda_gpu()
+    driver, runtime = cuda_versions()
+    parts = []
+    if driver == 0:
+        parts.append("no NVIDIA driver")
+    elif driver:
+        parts.append(f"driver CUDA {cuda_version(driver)}")
+    if runtime:
+        parts.append(f"cuda-python runtime {cuda_version(runtime)}")
+    versions = ", ".join(parts)
+    value = {**(c.value or {}), "driver": cuda_version(driver) if driver else None,
+             "runtime": cuda_version(runtime) if runtime else None}
+    hint = c.hint
+    if not c.ok and driver and runtime and runtime // 1000 > driver // 1000:
+        major = driver // 1000
+        hint = (f"this cuda-python is built for CUDA {cuda_version(runtime)} but the driver supports "
+                f"{cuda_version(driver)}: pip install 'cuda-python>={major},<{major + 1}'")
+    detail = c.detail
+    if versions:  # inside the error's parentheses when there are some: "no usable GPU (cudaError..., no driver)"
+        detail = f"{detail[:-1]}, {versions})" if not c.ok and detail.endswith(")") else f"{detail}; {versions}"
     if c.ok or on_jetson:
-        return c
-    return Check(c.name, WARN, f"{c.detail}: CPU only (ONNX Runtime)", c.hint, c.value)
+        return Check(c.name, c.status, detail, hint, value)
+    return Check(c.name, WARN, f"{detail}; CPU only (ONNX Runtime)", hint, value)
 
 
-def onnxruntime_check(trt_ok: bool) -> Check:
+def onnxruntime_check(trt_ok: bool, on_jetson: bool = False) -> Check:
     c = probes.onnxruntime()
     if c.status == FAIL and trt_ok:  # TensorRT can run plans; ONNX models need ONNX Runtime
         return Check(c.name, WARN, "not installed: ONNX models cannot run here (TensorRT plans can)", c.hint)
+    if c.ok and on_jetson and "CUDAExecutionProvider" not in c.value["providers"]:
+        return Check(c.name, WARN, f"{c.detail}: CPU only on a Jetson",
+                     "pip's onnxruntime has no GPU providers on aarch64: install NVIDIA's onnxruntime-gpu wheel built "
+                     "for your JetPack (or use TensorRT plans: rockedge export --engine)", c.value)
     return c
 
 
@@ -105,16 +180,37 @@ def read_text(path: Path) -> str | None:
         return None
 
 
+def dpkg_version(status_text: str, package: str) -> str | None:
+    """A package's version from dpkg's status file (``/var/lib/dpkg/status``), or None."""
+    for stanza in status_text.split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in stanza.splitlines() if ": " in line and not line.startswith(" "))
+        if fields.get("Package") == package:
+            return fields.get("Version")
+    return None
+
+
+def jetpack_for(l4t: str) -> str:
+    """The JetPack release of an L4T release: the table's, else the family's (35 -> 5.1.x, 36 -> 6.x)."""
+    if l4t in probes.L4T_TO_JETPACK:
+        return probes.L4T_TO_JETPACK[l4t]
+    family = {"32": "4.x", "34": "5.0.x", "35": "5.1.x", "36": "6.x", "38": "7.x"}
+    return family.get(l4t.split(".")[0], "unknown")
+
+
 def jetson_check(root: Path = Path("/")) -> Check:
     """Jetson model, L4T and JetPack release and power mode; ``ok`` "not a Jetson" elsewhere."""
     release = read_text(root / "etc/nv_tegra_release")
     model = (read_text(root / "proc/device-tree/model") or "").replace("\x00", "").strip()
-    if release is None and "jetson" not in model.lower():
+    l4t = probes.parse_l4t_release(release or "")
+    if l4t is None:  # JetPack 6 images may lack nv_tegra_release; the L4T core package says the same
+        core = dpkg_version(read_text(root / "var/lib/dpkg/status") or "", "nvidia-l4t-core")
+        l4t = core.split("-", 1)[0] if core else None
+    if l4t is None and release is None and "jetson" not in model.lower():
         return Check("Jetson", OK, f"not a Jetson ({platform.machine()}, {platform.system()})", value=None)
-    l4t = probes.parse_l4t_release(release or "") or "?"
-    jp = probes.L4T_TO_JETPACK.get(l4t, "unknown")
+    l4t = l4t or "?"
+    jp = jetpack_for(l4t)
     detail = f"{model or 'Jetson'}; L4T {l4t} (JetPack {jp})"
-    power = probes._nvpmodel() if root == Path("/") else None  # noqa: SLF001 - the probe's own helper
+    power = probes._nvpmodel() if root == Path("/") else None
     if power:
         detail += f"; power mode {power}"
     value = {"model": model, "l4t": l4t, "jetpack": jp, "power_mode": power}
@@ -155,12 +251,15 @@ def output_check(out: Path) -> Check:
     return Check("output folder", OK, f"{out} is writable" + ("" if target == out else " (created on first use)"))
 
 
+def _first_line(e: BaseException) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0]
+
+
 def _guard(name: str, probe: Callable[[], Check]) -> Check:
     try:
         return probe()
-    except Exception as e:  # a broken probe is a finding, never a traceback
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        return Check(name, FAIL, f"probe failed: {type(e).__name__}: {first}")
+    except Exception as e:  # noqa: BLE001 - a broken probe is a finding, never a traceback
+        return Check(name, FAIL, f"probe failed: {type(e).__name__}: {_first_line(e)}")
 
 
 def run_checks(out: Path = Path("."), root: Path = Path("/")) -> list[Check]:
@@ -169,7 +268,7 @@ def run_checks(out: Path = Path("."), root: Path = Path("/")) -> list[Check]:
     on_jetson = jet.status == OK and jet.value is not None
     checks = [_guard("Python", python_check), _guard("numpy", numpy_check), _guard("OpenCV", opencv_check)]
     trt = _guard("TensorRT", lambda: tensorrt_check(on_jetson, root))
-    checks += [_guard("ONNX Runtime", lambda: onnxruntime_check(trt.ok)), trt,
+    checks += [_guard("ONNX Runtime", lambda: onnxruntime_check(trt.ok, on_jetson)), trt,
                _guard("CUDA GPU", lambda: cuda_check(on_jetson)), jet,
                _guard("memory", lambda: memory_check(root)), _guard("output folder", lambda: output_check(out))]
     return checks
