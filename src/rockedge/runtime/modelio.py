@@ -97,14 +97,22 @@ def resolve_io(
             TensorInfo(out.name, tuple(out.shape), out.dtype, out_layout))
 
 
+def _named(where: str, kind: str, tensors: Sequence[TensorDesc], name: str | None) -> TensorDesc | None:
+    """The tensor called ``name`` (--input-name/--output-name), None when no name was given."""
+    if not tensors:
+        raise RockedgeError(f"{where} has no {kind}s")
+    if name is None:
+        return None
+    for t in tensors:
+        if t.name == name:
+            return t
+    raise RockedgeError(f"{where} has no {kind} named {name!r}; its {kind}s: {_listing(tensors)}")
+
+
 def _pick_input(where: str, inputs: Sequence[TensorDesc], flags: SpecFlags) -> TensorDesc:
-    if not inputs:
-        raise RockedgeError(f"{where} has no inputs")
-    if flags.input_name is not None:
-        for t in inputs:
-            if t.name == flags.input_name:
-                return t
-        raise RockedgeError(f"{where} has no input named {flags.input_name!r}; its inputs: {_listing(inputs)}")
+    named = _named(where, "input", inputs, flags.input_name)
+    if named is not None:
+        return named
     if len(inputs) == 1:
         return inputs[0]
     images = [t for t in inputs if len(t.shape) == 4 and 3 in (t.shape[1], t.shape[3])]
@@ -192,13 +200,9 @@ def _output_kind(t: TensorDesc) -> str | None:
 
 
 def _pick_output(where: str, outputs: Sequence[TensorDesc], spec: ModelSpec, flags: SpecFlags) -> TensorDesc:
-    if not outputs:
-        raise RockedgeError(f"{where} has no outputs")
-    if flags.output_name is not None:
-        for t in outputs:
-            if t.name == flags.output_name:
-                return t
-        raise RockedgeError(f"{where} has no output named {flags.output_name!r}; its outputs: {_listing(outputs)}")
+    named = _named(where, "output", outputs, flags.output_name)
+    if named is not None:
+        return named
     usable = [t for t in outputs if _output_kind(t) is not None]
     # torchvision models exported with their dict intact name the main head "out" (and the aux head "aux").
     named = [t for t in usable if t.name == "out"]
