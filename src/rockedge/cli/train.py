@@ -32,7 +32,7 @@ from rockedge.spec import ARCHITECTURES
 @click.option("--pretrained", is_flag=True, help="Start from torchvision's ImageNet backbone weights (needs the network).")
 @click.option("--backbone-weights", type=click.Path(path_type=Path), help="Local ImageNet backbone state_dict (offline --pretrained).")
 @click.option("--resume", is_flag=True, help="Continue from <out>/last.pt (weights, optimizer, epoch, history).")
-@click.option("--max-minutes", type=float, help="Stop after the epoch that crosses this wall-clock budget.")
+@click.option("--max-minutes", type=float, help="Wall-clock budget: train the epochs that fit in it (at least one), with the LR schedule fitted to them.")
 @quiet_option
 def train_cmd(data: Path, arch: str, epochs: int, batch: int, imgsz: tuple[int, int], crop: tuple[int, int] | None,
               augment: str, lr: float, out: Path, workers: int,

@@ -60,7 +60,7 @@ class TrainConfig:
     pretrained: bool = False
     backbone_weights: str | None = None
     resume: bool = False
-    max_minutes: float | None = None  # stop after the epoch that crosses this wall-clock budget
+    max_minutes: float | None = None  # wall-clock budget: the epochs that fit (>= 1), schedule refitted
     eval_batch: int = 4
     progress: bool = True
     augment: AugmentConfig = field(default_factory=AugmentConfig)
