@@ -180,43 +180,15 @@ def read_text(path: Path) -> str | None:
         return None
 
 
-def dpkg_version(status_text: str, package: str) -> str | None:
-    """A package's version from dpkg's status file (``/var/lib/dpkg/status``), or None."""
-    for stanza in status_text.split("\n\n"):
-        fields = dict(line.split(": ", 1) for line in stanza.splitlines() if ": " in line and not line.startswith(" "))
-        if fields.get("Package") == package:
-            return fields.get("Version")
-    return None
-
-
-def jetpack_for(l4t: str) -> str:
-    """The JetPack release of an L4T release: the table's, else the family's (35 -> 5.1.x, 36 -> 6.x)."""
-    if l4t in probes.L4T_TO_JETPACK:
-        return probes.L4T_TO_JETPACK[l4t]
-    family = {"32": "4.x", "34": "5.0.x", "35": "5.1.x", "36": "6.x", "38": "7.x"}
-    return family.get(l4t.split(".")[0], "unknown")
-
-
 def jetson_check(root: Path = Path("/")) -> Check:
-    """Jetson model, L4T and JetPack release and power mode; ``ok`` "not a Jetson" elsewhere."""
-    release = read_text(root / "etc/nv_tegra_release")
-    model = (read_text(root / "proc/device-tree/model") or "").replace("\x00", "").strip()
-    l4t = probes.parse_l4t_release(release or "")
-    if l4t is None:  # JetPack 6 images may lack nv_tegra_release; the L4T core package says the same
-        core = dpkg_version(read_text(root / "var/lib/dpkg/status") or "", "nvidia-l4t-core")
-        l4t = core.split("-", 1)[0] if core else None
-    if l4t is None and release is None and "jetson" not in model.lower():
-        return Check("Jetson", OK, f"not a Jetson ({platform.machine()}, {platform.system()})", value=None)
-    l4t = l4t or "?"
-    jp = jetpack_for(l4t)
-    detail = f"{model or 'Jetson'}; L4T {l4t} (JetPack {jp})"
-    power = probes._nvpmodel() if root == Path("/") else None
-    if power:
-        detail += f"; power mode {power}"
-    value = {"model": model, "l4t": l4t, "jetpack": jp, "power_mode": power}
-    if l4t.split(".")[0] not in ("35", "36", "38"):
-        return Check("Jetson", WARN, detail, "rockedge is tested against JetPack 5.1 (L4T 35) and 6.x (L4T 36)", value)
-    return Check("Jetson", OK, detail, value=value)
+    """The Jetson probe, with "not a Jetson" as ``ok`` and an untested L4T family as ``warn``."""
+    j = probes.jetson(root)
+    if not j.ok:
+        return Check("Jetson", OK, j.detail, value=None)
+    if j.value["l4t"].split(".")[0] not in ("35", "36", "38"):
+        return Check("Jetson", WARN, j.detail, "rockedge is tested against JetPack 5.1 (L4T 35) and 6.x (L4T 36)",
+                     j.value)
+    return j
 
 
 def memory_check(root: Path = Path("/")) -> Check:

@@ -229,16 +229,38 @@ def parse_l4t_release(text: str) -> str | None:
     return f"{major}.{rev}" if major.isdigit() else None
 
 
-def jetson() -> Check:
-    """Jetson model, L4T and JetPack release, power mode; FAIL-free ("not a Jetson") elsewhere."""
-    release = _read("/etc/nv_tegra_release")
-    model = (_read("/proc/device-tree/model") or "").replace("\x00", "").strip()
-    if release is None and "jetson" not in model.lower():
+def dpkg_version(status_text: str, package: str) -> str | None:
+    """A package's version from dpkg's status file (``/var/lib/dpkg/status``), or None."""
+    for stanza in status_text.split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in stanza.splitlines() if ": " in line and not line.startswith(" "))
+        if fields.get("Package") == package:
+            return fields.get("Version")
+    return None
+
+
+def jetpack_for(l4t: str) -> str:
+    """The JetPack release of an L4T release: the table's, else the family's (35 -> 5.1.x, 36 -> 6.x)."""
+    if l4t in L4T_TO_JETPACK:
+        return L4T_TO_JETPACK[l4t]
+    family = {"32": "4.x", "34": "5.0.x", "35": "5.1.x", "36": "6.x", "38": "7.x"}
+    return family.get(l4t.split(".")[0], "unknown")
+
+
+def jetson(root: Path = Path("/")) -> Check:
+    """Jetson model, L4T and JetPack release, power mode: ``ok`` on a Jetson, ``warn`` "not a Jetson" elsewhere
+    (callers read ``.ok`` as "is a Jetson"). ``root`` lets tests point it at a fixture tree."""
+    release = _read(str(root / "etc/nv_tegra_release"))
+    model = (_read(str(root / "proc/device-tree/model")) or "").replace("\x00", "").strip()
+    l4t = parse_l4t_release(release or "")
+    if l4t is None:  # JetPack 6 images may lack nv_tegra_release; the L4T core package says the same
+        core = dpkg_version(_read(str(root / "var/lib/dpkg/status")) or "", "nvidia-l4t-core")
+        l4t = core.split("-", 1)[0] if core else None
+    if l4t is None and release is None and "jetson" not in model.lower():
         return Check("Jetson", WARN, f"not a Jetson ({platform.machine()}, {platform.system()})")
-    l4t = parse_l4t_release(release or "") or "?"
-    jp = L4T_TO_JETPACK.get(l4t, "unknown")
+    l4t = l4t or "?"
+    jp = jetpack_for(l4t)
     detail = f"{model or 'Jetson'}; L4T {l4t} (JetPack {jp})"
-    power = _nvpmodel()
+    power = _nvpmodel() if root == Path("/") else None
     if power:
         detail += f"; power mode {power}"
     return Check("Jetson", OK, detail, value={"model": model, "l4t": l4t, "jetpack": jp, "power_mode": power})
