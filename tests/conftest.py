@@ -60,14 +60,32 @@ def blob_scene(rng: np.random.Generator, h: int, w: int) -> tuple[np.ndarray, np
 
 @pytest.fixture(scope="session")
 def trained_ckpt(tmp_path_factory: pytest.TempPathFactory):
-    """Factory: ``trained_ckpt(arch=..., size=(h, w))`` -> path of a checkpoint trained for a few
-    seconds on blob scenes (cached per arch/size for the whole session)."""
-    cache: dict[tuple[str, tuple[int, int]], Path] = {}
+    """Factory: ``trained_ckpt(arch=..., size=(h, w), steps=N)`` -> path of a checkpoint trained for a few
+    seconds on blob scenes, cached for the session by everything that shapes the model (arch, size, steps).
+
+    Training is deterministic whatever the machine: one thread (a reduction split over more threads sums in
+    another order), deterministic algorithms, fixed seeds. Two test files asking for different step counts get
+    different models, in any order."""
+    cache: dict[tuple[str, tuple[int, int], int], Path] = {}
 
     def make(arch: str = "deeplabv3_mobilenet_v3_large", size: tuple[int, int] = (64, 64), steps: int = 20) -> Path:
-        key = (arch, tuple(size))
+        key = (arch, (int(size[0]), int(size[1])), int(steps))
         if key in cache:
             return cache[key]
+        import torch
+
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        try:
+            path = _train(arch, key[1], key[2])
+        finally:
+            torch.set_num_threads(threads)
+            torch.use_deterministic_algorithms(False)
+        cache[key] = path
+        return path
+
+    def _train(arch: str, size: tuple[int, int], steps: int) -> Path:
         import torch
 
         from rockedge.runtime.preprocess import normalize
@@ -97,9 +115,8 @@ def trained_ckpt(tmp_path_factory: pytest.TempPathFactory):
             out = main_output(model(torch.from_numpy(normalize(np.stack(imgs), spec))))
             diff = (out[:, 1] - out[:, 0]).flatten()
             head_bias(model)[1] -= torch.quantile(diff, 0.65)
-        path = tmp_path_factory.mktemp("ckpt") / f"{arch}_{size[0]}x{size[1]}.pt"
+        path = tmp_path_factory.mktemp("ckpt") / f"{arch}_{size[0]}x{size[1]}_{steps}.pt"
         save_checkpoint(path, Checkpoint(spec=spec, state_dict=model.state_dict()))
-        cache[key] = path
         return path
 
     return make

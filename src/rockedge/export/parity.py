@@ -29,16 +29,44 @@ from rockedge.runtime.preprocess import to_masks
 from rockedge.sizes import format_hw
 from rockedge.spec import ModelSpec
 
+# How finely each format resolves a logit, relative to the logit scale: machine epsilon for the float formats,
+# one quantization step (1/127 of a symmetric range) for int8.
+RESOLUTION: dict[Precision, float] = {
+    Precision.FP32: float(np.finfo(np.float32).eps),
+    Precision.FP16: float(np.finfo(np.float16).eps),
+    Precision.INT8: 1.0 / 127,
+}
+# A pixel is a tie when its reference top-2 gap is within what the candidate's format can move both logits:
+# one resolution step each. FP32 has a floor: PyTorch and ONNX Runtime sum in different orders, and logits that
+# differ by 1e-7 relative flip either way.
+TIE_STEPS = 2
+FP32_TIE_FLOOR = 1e-4
+
+
+def tie_margin_for(precision: str | Precision) -> float:
+    """The default tie margin of a precision, in units of the logit scale (see :data:`RESOLUTION`)."""
+    return max(FP32_TIE_FLOOR, TIE_STEPS * RESOLUTION[Precision.parse(precision)])
+
+
+def tie_basis(precision: str | Precision) -> str:
+    p = Precision.parse(precision)
+    step = TIE_STEPS * RESOLUTION[p]
+    if step < FP32_TIE_FLOOR:
+        return f"floor {FP32_TIE_FLOOR:g} (fp32 kernels differ in summation order)"
+    unit = "quantization step (1/127)" if p is Precision.INT8 else f"{p.value} epsilon ({RESOLUTION[p]:.3g})"
+    return f"{TIE_STEPS} x {unit}"
+
+
 # Defaults per precision. FP32 should be bit-for-bit in argmax except ties; FP16 and INT8 move logits enough to
 # flip pixels along boundaries, hence the looser boundary budgets. INT8 is also held to an accuracy budget on
 # labelled data (rock-IoU drop), which says more than agreement with the FP32 model.
 PRESETS: dict[Precision, dict[str, float | None]] = {
     Precision.FP32: {"min_agreement": 0.9999, "min_boundary_agreement": 0.999, "max_abs_diff": 1e-3,
-                     "min_iou": 0.999, "tie_margin": 1e-4},
+                     "min_iou": 0.999, "tie_margin": tie_margin_for(Precision.FP32)},
     Precision.FP16: {"min_agreement": 0.999, "min_boundary_agreement": 0.97, "max_abs_diff": None, "min_iou": 0.98,
-                     "tie_margin": 1e-4},
+                     "tie_margin": tie_margin_for(Precision.FP16)},
     Precision.INT8: {"min_agreement": 0.98, "min_boundary_agreement": 0.90, "max_abs_diff": None, "min_iou": 0.95,
-                     "tie_margin": 1e-4},
+                     "tie_margin": tie_margin_for(Precision.INT8)},
 }
 
 
@@ -54,10 +82,10 @@ class ParityBudget:
     # where 1e-6 relative noise alone is several 1e-3 absolute.
     max_abs_diff: float | None = 1e-3  # only checked when both sides output logits
     min_iou: float | None = 0.999  # per class, between the two masks
-    # A pixel whose reference top-2 logits are closer than this has no defined class at float precision:
-    # if the candidate picks the other class there, that is a tie, not a disagreement (counted as ``tie_flips``).
-    # Without it, a model with flat logits fails FP32 parity on a handful of pixels that differ by 1e-7.
-    tie_margin: float | None = 1e-4
+    # A pixel whose reference top-2 logits are closer than this (x logit scale) has no defined class at the
+    # candidate's precision: if the candidate picks the other class there, that is a tie, not a disagreement
+    # (counted as ``tie_flips``). The default follows the precision (:func:`tie_margin_for`).
+    tie_margin: float | None = FP32_TIE_FLOOR
 
     @classmethod
     def for_precision(cls, precision: str | Precision = Precision.FP32, **overrides: float | None) -> "ParityBudget":
@@ -71,6 +99,15 @@ class ParityBudget:
             if k not in ("max_abs_diff", "tie_margin") and not 0.0 <= float(v) <= 1.0:
                 raise RockedgeError(f"{k.replace('_', '-')} is a fraction between 0 and 1, got {v}")
         return replace(budget, **given)
+
+    @property
+    def tie_basis(self) -> str:
+        """Where the tie margin comes from, for reports."""
+        if self.tie_margin is None:
+            return "ties not counted"
+        if self.tie_margin == tie_margin_for(self.precision):
+            return tie_basis(self.precision)
+        return "given (--tie-margin)"
 
 
 @dataclass
@@ -107,6 +144,7 @@ class ParityReport:
         d["size_hw"] = list(self.size_hw)
         d["classes"] = list(self.classes)
         d["budget"]["precision"] = self.budget.precision.value
+        d["budget"]["tie_basis"] = self.budget.tie_basis
         return d
 
     def table(self) -> str:
@@ -146,7 +184,8 @@ class ParityReport:
         lines += [f"  {n:<{width}}  {v:<18} {lim:<12} {st}".rstrip() for n, v, lim, st in rows]
         if self.tie_flips:
             lines.append(f"  ({self.tie_flips} of {self.tie_pixels} near-tie pixels, reference margin <= "
-                         f"{b.tie_margin:g}, flipped; counted as agreeing. Raw agreement {self.raw_agreement * 100:.4f} %)")
+                         f"{b.tie_margin:.3g} x logit scale {self.logit_scale:.3g} ({b.tie_basis}), flipped; counted "
+                         f"as agreeing. Raw agreement {self.raw_agreement * 100:.4f} %)")
         for side, n in self.nonfinite.items():
             if n:
                 lines.append(f"  {side} output: {n} non-finite values (NaN/Inf)")
