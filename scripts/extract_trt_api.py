@@ -322,6 +322,12 @@ def parse_docstrings(sources: list[Source]) -> dict[str, dict]:
     return docs
 
 
+def returns_line(d: dict) -> int | None:
+    """Absolute line of the ':returns:' text inside a docstring record."""
+    i = d["text"].find(":returns")
+    return d["line"] + d["text"].count("\n", 0, i) if i >= 0 else None
+
+
 def returns_sentence(doc: str) -> str | None:
     """The ':returns:' paragraph of a docstring, whitespace collapsed."""
     m = re.search(r":returns?:(.*?)(?:\n\s*\n|\n\s*:\w|$)", doc, re.S)
@@ -619,6 +625,7 @@ def header_evidence(headers: list[Source], cpp_class: str, method: str) -> dict 
             except ValueError:
                 continue
             body = code[cm.end() : end]
+            found = []
             for dm in re.finditer(r"^[ \t]*((?:[\w:<>]+[ \t\*&]+)+?)" + re.escape(method) + r"\s*\(", body, re.M):
                 ret = " ".join(dm.group(1).split())
                 if ret.startswith("return") or "virtual" in ret and "apiv" in body[: dm.start()][-200:]:
@@ -633,15 +640,19 @@ def header_evidence(headers: list[Source], cpp_class: str, method: str) -> dict 
                     k -= 1
                 txt = "\n".join(comment)
                 rm = re.search(r"\\return\s+(.*?)(?:\n\s*\n|\n\\|$)", txt + "\n", re.S)
-                return {
+                found.append({
                     "file": h.path,
                     "line": ln,
                     "cpp_class": cpp_class,
                     "cpp_method": method,
-                    "cpp_return_type": ret.replace("noexcept", "").strip(),
+                    "cpp_return_type": re.sub(r"\b(virtual|TRT_DEPRECATED|noexcept)\b", "", ret).strip(),
+                    "deprecated": "TRT_DEPRECATED" in ret or "\\deprecated" in txt,
                     "return_doc": " ".join(rm.group(1).split()) if rm else None,
                     "mentions_nullptr": "nullptr" in txt or "null" in txt.lower(),
-                }
+                })
+            if found:
+                # prefer the non-deprecated overload (e.g. IRuntime::deserializeCudaEngine(blob, size))
+                return next((f for f in found if not f["deprecated"]), found[0])
     return None
 
 
@@ -706,7 +717,7 @@ def extract(mirror: str, ref: str, version: str) -> dict:
                     "doc_returns": rs,
                     "doc": rec["doc"],
                     "doc_file": d["file"],
-                    "doc_line": d["line"],
+                    "doc_line": returns_line(d),
                     "binding_file": rec["file"],
                     "binding_line": rec["line"],
                 }
@@ -721,7 +732,7 @@ def extract(mirror: str, ref: str, version: str) -> dict:
         if d and "doc_returns" not in ent:
             ent["doc_returns"] = returns_sentence(d["text"])
             ent["doc"] = rec["doc"]
-            ent["doc_file"], ent["doc_line"] = d["file"], d["line"]
+            ent["doc_file"], ent["doc_line"] = d["file"], returns_line(d) or d["line"]
             ent["doc_mentions_none"] = bool(ent["doc_returns"] and re.search(r"\bNone\b", ent["doc_returns"]))
         cm = cpp_method_of(ex, cls, name)
         if cm:
@@ -744,6 +755,7 @@ def extract(mirror: str, ref: str, version: str) -> dict:
                 rs = returns_sentence(d["text"])
                 if rs:
                     rec["doc_returns"] = rs
+                    rec["doc_returns_at"] = f'{d["file"]}:{returns_line(d)}'
 
     module_attrs = dict(ex.module_attributes)
     if pkg:

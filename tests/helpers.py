@@ -6,6 +6,16 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from click.testing import CliRunner
+
+
+def cli_runner() -> CliRunner:
+    """A CliRunner whose results keep stdout and stderr apart (``.stdout``, ``.stderr``): the default from click 8.2,
+    ``mix_stderr=False`` on click 8.1 (the last release for Python 3.8, which the oldest-dependency run uses)."""
+    try:
+        return CliRunner(mix_stderr=False)  # type: ignore[call-arg]
+    except TypeError:
+        return CliRunner()
 
 
 def write_video(path: Path, frames: list[np.ndarray], fps: float = 29.97, fourcc: str = "mp4v") -> Path:

@@ -21,7 +21,7 @@ MNV3 = "deeplabv3_mobilenet_v3_large"
 def models(trained_ckpt, tmp_path_factory) -> dict[str, Path]:
     from rockedge.export.onnx import export_onnx
 
-    ckpt = trained_ckpt(arch=MNV3)
+    ckpt = trained_ckpt()
     onnx_path = export_onnx(ckpt, tmp_path_factory.mktemp("bench") / "m.onnx", progress=False).path
     return {"ckpt": ckpt, "onnx": onnx_path}
 

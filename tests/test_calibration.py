@@ -127,20 +127,35 @@ def test_malformed_caches_are_refused(data):
         parse_table(data)
 
 
+ID = {"onnx_sha256": "ab" * 32, "tensorrt_version": "8.6.2.3"}
+
+
 def test_cache_is_reused_only_for_the_same_calibration(tmp_path):
     cal = load_calibration_set("synth", SPEC, n=2)
     other = load_calibration_set("synth", SPEC, n=2, seed=9)
     cache = CacheFile(tmp_path / "m.calib.cache")
-    assert cache.load(cache_identity(cal)) is None  # nothing yet
+    assert cache.load(cache_identity(cal, **ID)) is None  # nothing yet
     data = CalibrationTable("8601", "EntropyCalibration2", {"images": 0.01}).to_bytes()
-    cache.save(data, cache_identity(cal))
-    assert cache.load(cache_identity(cal)) == data
+    cache.save(data, cache_identity(cal, **ID))
+    assert cache.load(cache_identity(cal, **ID)) == data
     assert json.loads(cache.sidecar.read_text())["calibration_sha256"] == cal.sha256
-    assert cache.load(cache_identity(other)) is None  # other images: recalibrate, never a stale cache
+    assert cache.load(cache_identity(other, **ID)) is None  # other images: recalibrate, never a stale cache
     cache.sidecar.unlink()
-    assert cache.load(cache_identity(cal)) is None
+    assert cache.load(cache_identity(cal, **ID)) is None
     with pytest.raises(RockedgeError):
-        cache.save(b"garbage", cache_identity(cal))
+        cache.save(b"garbage", cache_identity(cal, **ID))
+
+
+@pytest.mark.parametrize("change", [{"onnx_sha256": "cd" * 32}, {"tensorrt_version": "10.3.0.30"}])
+def test_a_cache_from_another_network_or_tensorrt_is_not_reused(tmp_path, change):
+    # The same images and size, but a model re-exported under the same name (other tensor ranges) or a TensorRT
+    # upgrade: the old scales must not be used silently.
+    cal = load_calibration_set("synth", SPEC, n=2)
+    cache = CacheFile(tmp_path / "m.calib.cache")
+    data = CalibrationTable("8601", "EntropyCalibration2", {"images": 0.01}).to_bytes()
+    cache.save(data, cache_identity(cal, **ID))
+    assert cache.load(cache_identity(cal, **ID)) == data
+    assert cache.load(cache_identity(cal, **{**ID, **change})) is None
 
 
 # -- the calibrator's batching core, with numpy standing in for device memory -------------------------------------

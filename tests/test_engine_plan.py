@@ -20,6 +20,8 @@ FP32, FP16, INT8 = Precision.FP32, Precision.FP16, Precision.INT8
 ORIN = DeviceFacts("Orin", (8, 7), 8 * 2**30, dla_cores=2, is_jetson=True)
 NANO = DeviceFacts("Orin Nano", (8, 7), 8 * 2**30, dla_cores=0, is_jetson=True)
 XAVIER = DeviceFacts("Xavier", (7, 2), 32 * 2**30, dla_cores=2, is_jetson=True)
+RTX = DeviceFacts("RTX A4000", (8, 6), 16 * 2**30)
+TURING = DeviceFacts("T4", (7, 5), 16 * 2**30)
 STATIC = OnnxFacts("images", (1, 3, 256, 256), FP32)
 DYNAMIC = OnnxFacts("images", (None, 3, None, None), FP32)
 QDQ = OnnxFacts("images", (1, 3, 256, 256), INT8, has_qdq=True)
@@ -63,9 +65,15 @@ def test_too_old_and_version_gated_features():
     with pytest.raises(RockedgeError, match="need TensorRT 8.6 or newer"):
         plan("8.5.2", version_compatible=True)
     assert "VERSION_COMPATIBLE" in plan("8.6.1", version_compatible=True).builder_flags
-    assert plan("10.3.0", hardware_compatible=True).hardware_compatibility == "ampere_plus"
+    assert plan("10.3.0", device=RTX, hardware_compatible=True).hardware_compatibility == "ampere_plus"
     with pytest.raises(RockedgeError, match="Ampere-or-newer GPU"):
-        plan("8.6.2", device=XAVIER, hardware_compatible=True)
+        plan("8.6.2", device=TURING, hardware_compatible=True)
+    # NVIDIA documents hardware compatibility as unsupported on Jetson; a DLA plan is tied to its DLA.
+    with pytest.raises(RockedgeError, match="not supported on Jetson"):
+        plan("10.3.0", device=ORIN, hardware_compatible=True)
+    with pytest.raises(RockedgeError, match="--hardware-compatible and --dla-core do not go together"):
+        plan("10.3.0", device=DeviceFacts("A100", (8, 0), 40 * 2**30, dla_cores=1), precision=FP16, dla_core=0,
+             hardware_compatible=True)
     with pytest.raises(RockedgeError, match="--strongly-typed needs TensorRT 10"):
         plan("8.6.2", strongly_typed=True)
     with pytest.raises(RockedgeError, match="optimization-level must be 0..5"):
@@ -75,10 +83,23 @@ def test_too_old_and_version_gated_features():
 def test_dla_needs_cores_and_reduced_precision():
     p = plan("8.5.2", precision=FP16, dla_core=1)
     assert p.dla_core == 1 and "GPU_FALLBACK" in p.builder_flags
+    # TensorRT 11 still has BuilderFlag.GPU_FALLBACK: without it any layer DLA cannot run fails the build.
+    p = plan("11.0.0", onnx=FP16_ONNX, dla_core=0)
+    assert p.dla_core == 0 and "GPU_FALLBACK" in p.builder_flags
     with pytest.raises(RockedgeError, match="has 0 DLA cores"):
         plan("10.3.0", device=NANO, precision=FP16, dla_core=0)
     with pytest.raises(RockedgeError, match="DLA runs FP16 and INT8 only"):
         plan("10.3.0", dla_core=0)
+
+
+@pytest.mark.parametrize("precision, fix", [(FP16, "rockedge export MODEL --half"), (INT8, "rockedge export MODEL --int8")])
+def test_strongly_typed_with_a_precision_the_onnx_lacks_is_refused(precision, fix):
+    # A strongly typed TensorRT 10 network ignores precision flags: an FP32 ONNX would silently build FP32.
+    with pytest.raises(RockedgeError, match="--strongly-typed builds the ONNX's own types") as e:
+        plan("10.3.0", precision=precision, strongly_typed=True)
+    assert fix in str(e.value)
+    assert plan("10.3.0", onnx=QDQ, precision=INT8, strongly_typed=True).network_flags == ["STRONGLY_TYPED"]
+    assert plan("10.3.0", onnx=FP16_ONNX, precision=FP16, strongly_typed=True).precision is FP16
 
 
 def test_an_onnx_that_is_already_reduced_precision():

@@ -8,9 +8,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from helpers import read_video, write_video
+from helpers import cli_runner, read_video, write_video
 from test_runtime import exported
 
 from rockedge.cli import main
@@ -22,7 +21,7 @@ def model(trained_ckpt, tmp_path_factory):
 
 
 def rockedge(*args: str) -> tuple[int, str, str]:
-    r = CliRunner().invoke(main, ["run", *map(str, args), "-q"], catch_exceptions=False)
+    r = cli_runner().invoke(main, ["run", *map(str, args), "-q"], catch_exceptions=False)
     return r.exit_code, r.stdout, r.stderr
 
 
@@ -76,8 +75,13 @@ def test_batched_run_matches_unbatched(model, video, tmp_path):
     _, ma = read_video(tmp_path / "a_mask.mkv")
     _, mb = read_video(tmp_path / "b_mask.mkv")
     assert len(ma) == len(mb) == 10
-    for x, y in zip(ma, mb):
-        assert (x == y).mean() > 0.999  # frame i of the batched run is frame i
+    # Frame i of the batched run is frame i: it agrees with unbatched frame i (up to the near-tie pixels a batched
+    # kernel may flip) far better than with the frames beside it.
+    agree = np.array([[(x == y).mean() for y in mb] for x in ma])
+    assert agree[~np.eye(10, dtype=bool)].min() < 0.99  # the frames (and their masks) differ
+    assert (np.diag(agree) > 0.995).all(), np.diag(agree)
+    off = agree[~np.eye(10, dtype=bool)]
+    assert np.diag(agree).min() > off.max(), (np.diag(agree), off.max())
 
 
 def test_folder_skips_non_images_and_writes_overlays_and_masks(model, scenes, tmp_path):

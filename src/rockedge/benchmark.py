@@ -108,11 +108,11 @@ def targets_for(model: Path) -> list[Target]:
 # -- in the child process -------------------------------------------------------------------------------------------
 
 
-def _open(t: Target) -> Any:
+def _open(t: Target, trust_plan_code: bool = False) -> Any:
     from rockedge.runtime.backends.loader import BackendOptions, open_backend
 
     return open_backend(t.model, BackendOptions(backend=t.backend, providers=t.providers or None, device=t.device,
-                                                precision=Precision.parse(t.precision)))
+                                                precision=Precision.parse(t.precision), trust_plan_code=trust_plan_code))
 
 
 def _flops(t: Target, backend: Any, size: tuple[int, int]) -> float | None:
@@ -151,7 +151,8 @@ def _ceiling(t: Target, precision: str) -> float | None:
         from rockedge.onnx_proto import matmul_model
 
         sess = ort.InferenceSession(matmul_model(n, precision), providers=list(t.providers))
-        run = lambda: sess.run(None, {"A": a, "B": a})  # noqa: E731
+        def run() -> None:
+            sess.run(None, {"A": a, "B": a})
     elif t.backend == "torch":
         import torch
 
@@ -180,7 +181,7 @@ def measure(req: dict[str, Any]) -> dict[str, Any]:
 
     t = Target(**{**req["target"], "providers": tuple(req["target"]["providers"])})
     row = Row(t, size_mb=Path(t.model).stat().st_size / 1e6)
-    with _open(t) as be:
+    with _open(t, bool(req.get("trust_plan_code"))) as be:
         size = be.fixed_size or tuple(req.get("imgsz") or be.spec.input_size)
         batch = be.fixed_batch or int(req.get("batch", 1))
         row.precision, row.batch, row.size_hw = be.info.precision.value, batch, size
@@ -300,7 +301,8 @@ def machine_info() -> dict[str, Any]:
 
 
 def run_benchmark(models: list[Path], *, data: str | None = None, imgsz: tuple[int, int] | None = None,
-                  batch: int = 1, runs: int = 20, warmup: int = 3, progress: bool = True) -> Report:
+                  batch: int = 1, runs: int = 20, warmup: int = 3, progress: bool = True,
+                  trust_plan_code: bool = False) -> Report:
     """Measure every model on every backend that can run it here (one child process per pair)."""
     if runs < 1 or warmup < 0:
         raise RockedgeError("--runs must be >= 1 and --warmup >= 0")
@@ -317,7 +319,7 @@ def run_benchmark(models: list[Path], *, data: str | None = None, imgsz: tuple[i
     for t in targets:
         bar.set_postfix_str(f"{Path(t.model).name} on {t.label}")
         req = {"target": asdict(t), "data": str(data) if data else None, "imgsz": imgsz, "batch": batch,
-               "runs": runs, "warmup": warmup}
+               "runs": runs, "warmup": warmup, "trust_plan_code": trust_plan_code}
         rows.append(_child(req, t))
         bar.update(1)
     bar.close()

@@ -36,6 +36,7 @@ from typing import Any
 
 from rockedge import probes
 from rockedge.probes import FAIL, OK, WARN, Check
+from rockedge.runtime.backends.cuda_rt import cuda_python_pin, cudart
 
 MIN_BUILD_MEMORY = 2 * 2**30  # available memory + free swap below this: an engine build may be OOM-killed
 
@@ -121,8 +122,6 @@ def cuda_versions() -> tuple[int | None, int | None]:
     """(the driver's CUDA version, cuda-python's runtime version) as CUDA integers; 0 driver = no NVIDIA driver;
     None where cuda-python is missing or the call fails."""
     try:
-        from rockedge.runtime.backends.cuda_rt import cudart
-
         rt = cudart()
     except Exception:  # noqa: BLE001 - no cuda-python: cuda_gpu() reports it
         return None, None
@@ -151,9 +150,8 @@ def cuda_check(on_jetson: bool) -> Check:
              "runtime": cuda_version(runtime) if runtime else None}
     hint = c.hint
     if not c.ok and driver and runtime and runtime // 1000 > driver // 1000:
-        major = driver // 1000
         hint = (f"this cuda-python is built for CUDA {cuda_version(runtime)} but the driver supports "
-                f"{cuda_version(driver)}: pip install 'cuda-python>={major},<{major + 1}'")
+                f"{cuda_version(driver)}: pip install '{cuda_python_pin(driver)}'")
     detail = c.detail
     if versions:  # inside the error's parentheses when there are some: "no usable GPU (cudaError..., no driver)"
         detail = f"{detail[:-1]}, {versions})" if not c.ok and detail.endswith(")") else f"{detail}; {versions}"

@@ -166,28 +166,26 @@ def tensorrt() -> Check:
 
 def cuda_gpu(device: int = 0) -> Check:
     """The GPU through cuda-python (what the TensorRT backend uses), or why there is none."""
+    from rockedge.errors import RockedgeError
+    from rockedge.runtime.backends.cuda_rt import cudart, memory_info, require_gpu
+
     try:
-        from rockedge.runtime.backends.cuda_rt import cudart, error_name
-    except Exception as e:  # pragma: no cover - the module is plain Python
-        return Check("CUDA GPU", FAIL, f"cannot load rockedge's CUDA layer: {e}")
-    try:
-        rt = cudart()
-    except Exception as e:
+        cudart()
+    except RockedgeError as e:
         return Check("CUDA GPU", FAIL, "cuda-python not installed", str(e))
-    err, count = rt.cudaGetDeviceCount()
-    if err != rt.cudaError_t.cudaSuccess:
-        return Check("CUDA GPU", FAIL, f"no usable GPU ({error_name(err)})",
+    try:
+        name, cc = require_gpu(device)
+    except RockedgeError as e:
+        detail = str(e).split(" (", 1)[0].replace("no usable CUDA GPU: ", "no usable GPU (") + (
+            ")" if str(e).startswith("no usable CUDA GPU") else "")
+        return Check("CUDA GPU", FAIL, detail,
                      "no NVIDIA GPU, or its driver is missing or older than this cuda-python's CUDA runtime")
-    if count <= device:
-        return Check("CUDA GPU", FAIL, f"no CUDA device {device} (found {count})")
-    err, props = rt.cudaGetDeviceProperties(device)
-    name = props.name.decode(errors="replace") if isinstance(props.name, (bytes, bytearray)) else str(props.name)
-    name = name.split("\x00", 1)[0].strip()
-    free_total = rt.cudaMemGetInfo()
     mem = ""
-    if free_total[0] == rt.cudaError_t.cudaSuccess:
-        mem = f", {free_total[1] / 2**30:.1f} of {free_total[2] / 2**30:.1f} GiB free"
-    cc = f"{props.major}.{props.minor}"
+    try:
+        free, total = memory_info()
+        mem = f", {free / 2**30:.1f} of {total / 2**30:.1f} GiB free"
+    except RockedgeError:
+        pass
     return Check("CUDA GPU", OK, f"{name} (compute capability {cc}){mem}", value={"name": name, "cc": cc})
 
 

@@ -5,10 +5,11 @@ TensorRT writes the cache as text: a header line ``TRT-<version>-<algorithm>`` (
 big-endian bits of the float32 scale (amax / 127). TensorRT reads it back through the calibrator's
 ``read_calibration_cache`` and skips calibration when it accepts it.
 
-TensorRT only checks the header; it cannot tell whether the cache came from the same images or the
-same preprocessing. rockedge keeps a sidecar (``<cache>.json``) with the calibration set's sha256,
-the input size and the algorithm, and hands TensorRT a cache only when they match, so a reused cache
-is never a stale one. Plain Python: tested on the CPU.
+TensorRT only checks the header; it cannot tell whether the cache came from the same images, the
+same preprocessing or even the same network. rockedge keeps a sidecar (``<cache>.json``) with the
+calibration set's sha256, the input size, the algorithm, the ONNX's sha256 and the TensorRT version,
+and hands TensorRT a cache only when they all match: a model re-exported under the same name, or a
+TensorRT upgrade, recalibrates instead of silently reusing old scales. Plain Python: tested on the CPU.
 """
 
 from __future__ import annotations
@@ -123,10 +124,13 @@ class CacheFile:
         write_json(self.sidecar, identity)
 
 
-def cache_identity(calibration: Any, algorithm: str = ENTROPY2) -> dict[str, Any]:
-    """What must match for a cache to be reused: the calibration set's hash and size, and the algorithm."""
+def cache_identity(calibration: Any, algorithm: str = ENTROPY2, *, onnx_sha256: str,
+                   tensorrt_version: str) -> dict[str, Any]:
+    """What must match for a cache to be reused: the calibration set's hash and size, the algorithm, the network
+    (the ONNX's sha256: its tensor names and ranges) and the TensorRT version that computed the scales."""
     return {"calibration_sha256": calibration.sha256, "n": len(calibration),
-            "size_hw": list(calibration.size_hw), "algorithm": algorithm}
+            "size_hw": list(calibration.size_hw), "algorithm": algorithm, "onnx_sha256": onnx_sha256,
+            "tensorrt_version": tensorrt_version}
 
 
 def cache_path_for(model: str | os.PathLike[str]) -> Path:

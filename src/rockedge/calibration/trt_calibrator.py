@@ -65,9 +65,9 @@ def calibrator_base(trt: Any) -> Any:
     return base
 
 
-def make_calibrator(calibration: CalibrationSet, *, batch: int, cache: CacheFile | None) -> Any:
+def make_calibrator(calibration: CalibrationSet, *, batch: int, cache: CacheFile | None, onnx_sha256: str) -> Any:
     """An ``IInt8EntropyCalibrator2`` that reads frames from ``calibration`` (cuda-python device memory) and reuses
-    ``cache`` only when it was computed from the same calibration set."""
+    ``cache`` only when it was computed from the same calibration set, network and TensorRT version."""
     from rockedge.runtime.backends.cuda_rt import Stream
     from rockedge.runtime.backends.trt import import_tensorrt
 
@@ -83,7 +83,7 @@ def make_calibrator(calibration: CalibrationSet, *, batch: int, cache: CacheFile
         stream.to_device_array(ptr, host)
 
     feeder = BatchFeeder(calibration, batch, alloc=stream.alloc_device, to_device=to_device, free=stream.free_device)
-    identity = cache_identity(calibration, ENTROPY2)
+    identity = cache_identity(calibration, ENTROPY2, onnx_sha256=onnx_sha256, tensorrt_version=str(trt.__version__))
 
     class _EntropyCalibrator(trt.IInt8EntropyCalibrator2):
         def __init__(self) -> None:

@@ -6,7 +6,16 @@ from pathlib import Path
 
 import click
 
-from rockedge.cli.options import batch_option, data_option, emit_report, imgsz_option, json_option, out_option, quiet_option
+from rockedge.cli.options import (
+    batch_option,
+    data_option,
+    emit_report,
+    imgsz_option,
+    json_option,
+    out_option,
+    quiet_option,
+    trust_plan_code_option,
+)
 
 
 @click.command("benchmark")
@@ -17,10 +26,11 @@ from rockedge.cli.options import batch_option, data_option, emit_report, imgsz_o
 @click.option("--runs", type=click.IntRange(min=1), default=20, show_default=True, help="Timed inference calls per model.")
 @click.option("--warmup", type=click.IntRange(min=0), default=3, show_default=True, help="Untimed calls first.")
 @out_option("Folder for benchmark.json and benchmark.png.", default=Path("rockedge-benchmark"))
+@trust_plan_code_option
 @json_option("Also write the report as JSON to PATH ('-': print it to stdout).")
 @quiet_option
 def benchmark_cmd(models: tuple[Path, ...], data: Path | None, imgsz: tuple[int, int] | None, batch: int, runs: int,
-                  warmup: int, out: Path, json_path: Path | None, quiet: bool) -> None:
+                  warmup: int, out: Path, trust_plan_code: bool, json_path: Path | None, quiet: bool) -> None:
     """Measure each MODEL (checkpoint, FP32/FP16/INT8 ONNX, TensorRT plan) on every backend that can run it here:
     latency p50/p95/p99, throughput, peak memory, size on disk, and accuracy with --data, in one table.
 
@@ -35,7 +45,7 @@ def benchmark_cmd(models: tuple[Path, ...], data: Path | None, imgsz: tuple[int,
     from rockedge.benchmark import plot, run_benchmark
 
     report = run_benchmark(list(models), data=str(data) if data else None, imgsz=imgsz, batch=batch, runs=runs,
-                           warmup=warmup, progress=not quiet)
+                           warmup=warmup, progress=not quiet, trust_plan_code=trust_plan_code)
     write_json(out / "benchmark.json", report.to_dict())
     png = plot(report, out / "benchmark.png")
     emit_report(report.table(), report.to_dict(), json_path)

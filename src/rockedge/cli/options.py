@@ -23,16 +23,15 @@ from __future__ import annotations
 import functools
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import click
 
 from rockedge.errors import RockedgeError
 from rockedge.precision import NAMES as PRECISIONS
 
-F = Callable[..., Any]
+F = Callable[..., Any]  # typing.Callable: collections.abc's is not subscriptable on Python 3.8
 
 
 # -- parameter types --------------------------------------------------------------------------------
@@ -140,6 +139,7 @@ VOCABULARY: dict[str, tuple[tuple[str, ...], str, bool]] = {
     "providers": (("--providers",), "text", False),
     "device": (("--device",), "text", False),
     "trust_pickle": (("--trust-pickle",), "boolean", True),
+    "trust_plan_code": (("--trust-plan-code",), "boolean", True),
     "data": (("--data",), "path", False),
     "out": (("--out",), "path", False),
     "seed": (("--seed",), "integer", False),
@@ -277,8 +277,17 @@ def backend_options(f: F) -> F:
                      help="Inference backend; auto picks by file type (.pt torch, .onnx ONNX Runtime, .plan TensorRT)."),
         click.option("--providers", default=None,
                      help="ONNX Runtime execution providers in order, comma-separated (cpu, cuda, trt or full names)."),
-        click.option("--device", default=None, help="PyTorch device for checkpoints: cpu, cuda or cuda:N [default: cpu]."),
+        click.option("--device", default=None,
+                     help="PyTorch device for checkpoints: cpu, cuda or cuda:N [default: cpu]; the GPU of a TensorRT "
+                          "plan: N or cuda:N [default: 0]."),
+        trust_plan_code_option,
     )(f)
+
+
+def trust_plan_code_option(f: F) -> F:
+    return click.option("--trust-plan-code", is_flag=True,
+                        help="Allow a version-compatible TensorRT plan built elsewhere to run the TensorRT runtime it "
+                             "embeds (host code from the file; plans built on this machine need no flag).")(f)
 
 
 def spec_options(f: F) -> F:
@@ -342,7 +351,8 @@ def backend_opts(kw: dict[str, Any], *, trust_pickle: bool = False, flags: Any =
     from rockedge.runtime.modelio import NO_FLAGS
 
     return BackendOptions(backend=kw.pop("backend", "auto"), providers=parse_providers(kw.pop("providers", None)),
-                          device=kw.pop("device", None), trust_pickle=trust_pickle, spec_flags=flags or NO_FLAGS)
+                          device=kw.pop("device", None), trust_pickle=trust_pickle, spec_flags=flags or NO_FLAGS,
+                          trust_plan_code=bool(kw.pop("trust_plan_code", False)))
 
 
 def budget_args(kw: dict[str, Any]) -> tuple[str | None, dict[str, float | None]]:

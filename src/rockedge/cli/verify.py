@@ -52,7 +52,7 @@ def verify_cmd(model: Path, reference: Path, imgsz: tuple[int, int] | None, batc
 
     flags = spec_flags(kw, imgsz)
     options = backend_opts(kw, trust_pickle=trust_pickle, flags=flags)
-    ref_options = BackendOptions(trust_pickle=trust_pickle, spec_flags=flags)
+    ref_options = BackendOptions(trust_pickle=trust_pickle, spec_flags=flags, trust_plan_code=options.trust_plan_code)
     preset, overrides = budget_args(kw)
     report = verify_models(model, reference, options=options, reference_options=ref_options, preset=preset,
                            overrides=overrides, data_dir=data, n=n, imgsz=imgsz, batch=batch, seed=seed)

@@ -26,8 +26,9 @@ from rockedge.console import note, warn
 from rockedge.digest import sha256_file
 from rockedge.export.flops import FLOPS_KEY
 from rockedge.engine.plan import BuildOptions, BuildPlan, DeviceFacts, OnnxFacts, failure_advice, plan_build
-from rockedge.errors import RockedgeError
+from rockedge.errors import BackendUnavailable, RockedgeError
 from rockedge.onnx_proto import read_info
+from rockedge.plan_trust import record_built
 from rockedge.precision import Precision
 from rockedge.runtime.manifest import EngineManifest, write_manifest
 from rockedge.spec import METADATA_KEY, PRECISION_KEY, ModelSpec
@@ -70,38 +71,63 @@ def onnx_facts(onnx: Path) -> tuple[OnnxFacts, ModelSpec]:
     return OnnxFacts(inp.name, inp.shape, precision, bool(info.op_types & QDQ_OPS), info.opset, flops), spec
 
 
-def device_facts() -> tuple[str, DeviceFacts, dict[str, Any]]:
-    """(TensorRT version, the GPU, the platform) or one line saying what is missing (TensorRT first, then a GPU)."""
-    from rockedge.probes import cuda_gpu, jetson
-    from rockedge.runtime.backends.cuda_rt import cudart, require_gpu
-    from rockedge.runtime.backends.trt import import_tensorrt
+def device_facts(*, command: list[str] | None = None) -> tuple[str, DeviceFacts, dict[str, Any]]:
+    """(TensorRT version, the GPU, the platform) or one line saying what is missing (TensorRT first, then a GPU).
 
-    trt = import_tensorrt()
-    name, cc = require_gpu()
-    rt = cudart()
-    err, free, total = rt.cudaMemGetInfo()
-    dla = int(trt.Builder(trt.Logger(trt.Logger.WARNING)).num_DLA_cores)
+    TensorRT and CUDA are asked in a child process (:func:`rockedge.engine.worker.probe`): the parent never
+    creates a CUDA context or a Builder, whose memory the build child needs on a Jetson."""
+    from rockedge.probes import jetson, meminfo
+
+    facts = run_worker({"probe": True}, command=command)
     j = jetson()
-    platform = {"gpu": cuda_gpu().detail, **(j.value or {})}
-    major, minor = (int(x) for x in cc.split("."))
-    return str(trt.__version__), DeviceFacts(name, (major, minor), int(total), dla, j.ok), platform
+    total = int(facts.get("total_memory") or 0)
+    if j.ok:  # a Jetson's GPU memory is its RAM: /proc/meminfo says the same without CUDA
+        total = meminfo().get("MemTotal", total)
+    major, minor = (int(x) for x in str(facts["compute_capability"]).split("."))
+    gib = 2**30
+    platform = {"gpu": f"{facts['gpu_name']} (compute capability {facts['compute_capability']}), "
+                       f"{int(facts.get('free_memory') or 0) / gib:.1f} of {int(facts.get('total_memory') or 0) / gib:.1f}"
+                       " GiB free", **(j.value or {})}
+    device = DeviceFacts(str(facts["gpu_name"]), (major, minor), total, int(facts.get("dla_cores") or 0), j.ok)
+    return str(facts["tensorrt_version"]), device, platform
 
 
-def run_worker(request: dict[str, Any], *, command: list[str] | None = None) -> dict[str, Any]:
+# A build child that runs longer than this is stopped (seconds; ROCKEDGE_BUILD_TIMEOUT overrides). A large INT8
+# build on an Orin Nano takes tens of minutes; hours mean it hangs.
+BUILD_TIMEOUT_S = float(os.environ.get("ROCKEDGE_BUILD_TIMEOUT", str(3 * 3600)))
+
+
+def run_worker(request: dict[str, Any], *, command: list[str] | None = None,
+               timeout: float | None = None) -> dict[str, Any]:
     """Run the build child on ``request``; returns its result, or raises with what to do when it failed or was killed.
 
-    ``command`` replaces ``python -m rockedge.engine.worker`` (the tests use a child that kills itself)."""
+    ``command`` replaces ``python -m rockedge.engine.worker`` (the tests use children that kill themselves or run
+    against a fake TensorRT)."""
+    from rockedge.engine.worker import result_path
+
+    limit = BUILD_TIMEOUT_S if timeout is None else timeout
     with tempfile.TemporaryDirectory(prefix="rockedge-build-") as tmp:
         req = Path(tmp) / "request.json"
         req.write_text(json.dumps(request))
         cmd = (command or [sys.executable, "-m", "rockedge.engine.worker"]) + [str(req)]
-        proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, errors="replace")
-        result_file = req.with_name("request.result.json")
+        try:
+            proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, errors="replace",
+                                  timeout=limit)
+        except subprocess.TimeoutExpired:
+            raise RockedgeError(f"the engine build did not finish in {limit:.0f} s and was stopped (set "
+                                "ROCKEDGE_BUILD_TIMEOUT to allow longer); nothing was written") from None
+        result_file = result_path(req)
         result = json.loads(result_file.read_text()) if result_file.is_file() else {}
+    stderr = proc.stderr or ""
+    if request.get("probe"):
+        if proc.returncode == 0 and result.get("ok"):
+            return result
+        error = result.get("error") or _last_line(stderr) or f"the TensorRT probe exited with status {proc.returncode}"
+        raise (BackendUnavailable if result.get("unavailable") else RockedgeError)(error)
     plan = BuildPlan.from_dict(request["plan"])
     device = DeviceFacts(**request.get("device", {})) if request.get("device") else DeviceFacts()
-    stderr = proc.stderr or ""
-    out_of_memory = any(sig in stderr for sig in OOM_SIGNATURES)
+    told = "\n".join([stderr, *map(str, result.get("messages") or [])])
+    out_of_memory = any(sig in told for sig in OOM_SIGNATURES)
     if proc.returncode < 0:
         killed = -proc.returncode == signal.SIGKILL
         from rockedge.probes import meminfo
@@ -114,8 +140,9 @@ def run_worker(request: dict[str, Any], *, command: list[str] | None = None) -> 
             error += "; " + failure_advice(plan, device, killed=False)
         raise RockedgeError(f"{error}; nothing was written")
     if out_of_memory:
-        warn("the build ran short of memory (some tactics were skipped); a larger --workspace or more free memory "
-             "may give a faster engine")
+        result.setdefault("warnings", []).append(
+            "the build ran short of memory (some tactics were skipped); a larger --workspace or more free memory "
+            "may give a faster engine")
     return result
 
 
@@ -144,6 +171,7 @@ def build_engine(
     max_drop: float = 1.0,
     n: int = 8,
     seed: int = 0,
+    worker_command: list[str] | None = None,
 ) -> EngineOutcome:
     """Build ``onnx`` into a TensorRT plan on this device (see the module docstring)."""
     onnx = Path(onnx)
@@ -153,31 +181,36 @@ def build_engine(
     target = engine_path(onnx, options.precision if facts.precision is Precision.FP32 else facts.precision,
                          Path(out) if out else None)
     ensure_writable_dir(target.parent if str(target.parent) else Path("."))
-    trt_version, device, platform = device_facts()
+    trt_version, device, platform = device_facts(command=worker_command)
     plan = plan_build(trt_version, options, facts, device, default_hw=imgsz or spec.input_size, batch=batch)
     for text in plan.notes:
         note(text)
+    onnx_sha = sha256_file(onnx)
     staging = temp_beside(target, ".staging.plan")
     try:
         result = run_worker({
             "onnx": str(onnx), "staging": str(staging), "plan": plan.to_dict(), "input_name": facts.input_name,
             "spec": spec.to_dict(), "timing_cache": str(timing_cache) if timing_cache else None,
-            "calib_source": calib_source, "calib_n": calib_n, "seed": seed,
+            "calib_source": calib_source, "calib_n": calib_n, "seed": seed, "onnx_sha256": onnx_sha,
             "calib_cache": str(calib_cache) if calib_cache else str(onnx.with_name(onnx.stem + ".calib.cache")),
             "device": {"gpu_name": device.gpu_name, "compute_capability": list(device.compute_capability),
                        "total_memory": device.total_memory, "dla_cores": device.dla_cores,
                        "is_jetson": device.is_jetson},
-        })
+        }, command=worker_command)
+        for text in result.get("warnings") or []:
+            warn(text)
         manifest = EngineManifest(
             spec=spec, tensorrt_version=trt_version, gpu_name=device.gpu_name,
             compute_capability=f"{device.compute_capability[0]}.{device.compute_capability[1]}",
             precision=plan.precision, input_shapes={facts.input_name: plan.shapes.to_dict()},
-            onnx_sha256=sha256_file(onnx), onnx_path=str(onnx), version_compatible=plan.version_compatible,
+            onnx_sha256=onnx_sha, onnx_path=str(onnx), version_compatible=plan.version_compatible,
             hardware_compatibility=plan.hardware_compatibility, plan_sha256=sha256_file(staging),
             build={**plan.to_dict(), "seconds": result.get("seconds"), "layer_precisions": result.get("layer_precisions"),
                    "timing_cache": str(timing_cache) if timing_cache else None, "flops": facts.flops},
             calibration_sha256=(result.get("calibration") or {}).get("sha256"), platform=platform,
         )
+        if plan.version_compatible:
+            record_built(manifest.plan_sha256 or sha256_file(staging))  # see rockedge.plan_trust
         verification = verify_engine(staging, manifest, onnx, data_dir=data_dir, n=n, seed=seed, max_drop=max_drop)
         _check_precision(plan.precision, result.get("layer_precisions") or {}, verification)
         manifest.verification = verification
@@ -195,7 +228,7 @@ def build_engine(
 
 def _check_precision(precision: Precision, layers: dict[str, int], verification: dict[str, Any]) -> None:
     """A build that swallowed its precision request (a silent FP32 engine) fails verification."""
-    want = {Precision.FP16: "Half", Precision.INT8: "Int8"}.get(precision)
+    want = {Precision.FP16: "fp16", Precision.INT8: "int8"}.get(precision)
     if want is not None and layers and not layers.get(want):
         verification["passed"] = False
         verification.setdefault("failures", []).append(
@@ -217,7 +250,8 @@ def verify_engine(plan_path: Path, manifest: EngineManifest, onnx: Path, *, data
              f"`rockedge verify {plan_path.name} --reference {onnx.name}` where it is")
         return {"passed": None, "reason": "onnxruntime not installed on the build machine"}
     budget = ParityBudget.for_precision(manifest.precision)
-    with OrtBackend(onnx, providers=["cpu"]) as ref, TrtBackend(plan_path, manifest=manifest) as cand:
+    with OrtBackend(onnx, providers=["cpu"]) as ref, TrtBackend(plan_path, manifest=manifest,
+                                                                            trust_plan_code=True) as cand:
         report = verify_backends(ref, cand, data_dir=data_dir, n=n, seed=seed, budget=budget)
         out: dict[str, Any] = {"parity": report.to_dict(), "passed": report.passed, "failures": list(report.failures)}
         print(report.table())

@@ -49,7 +49,7 @@ class BuildOptions:
     precision: Precision = Precision.FP32
     workspace_gb: float | None = None  # trtexec --memPoolSize=workspace:N; None: sized from the device memory
     dla_core: int | None = None  # Xavier/Orin DLA, with GPU fallback
-    version_compatible: bool = False  # TensorRT >= 8.6: later TensorRT versions of the same major can load it
+    version_compatible: bool = False  # TensorRT >= 8.6: later TensorRT versions (also later majors) can load it
     hardware_compatible: bool = False  # TensorRT >= 8.6: any Ampere-or-newer GPU can load it
     min_shape: tuple[int, ...] | None = None  # dynamic inputs (trtexec --minShapes/--optShapes/--maxShapes)
     opt_shape: tuple[int, ...] | None = None
@@ -203,6 +203,17 @@ def plan_build(trt_version: str, opts: BuildOptions, onnx: OnnxFacts, device: De
         if opts.strongly_typed:
             if v[0] < 10:
                 raise RockedgeError(f"--strongly-typed needs TensorRT 10 or newer (this is {label})")
+            # A strongly typed network runs in the ONNX's own types and ignores precision flags: an FP32 ONNX
+            # with --half/--int8 would silently build FP32.
+            if want is Precision.FP16 and onnx.precision is Precision.FP32:
+                raise RockedgeError(
+                    "--strongly-typed builds the ONNX's own types, and this ONNX is FP32: make an FP16 ONNX on the "
+                    "workstation (rockedge export MODEL --half) and build MODEL.fp16.onnx, or drop --strongly-typed")
+            if want is Precision.INT8 and not qdq:
+                raise RockedgeError(
+                    "--strongly-typed builds the ONNX's own types, and this ONNX has no Q/DQ nodes: quantize on the "
+                    "workstation (rockedge export MODEL --int8 --data DIR) and build MODEL.int8.onnx, or drop "
+                    "--strongly-typed")
             network.append("STRONGLY_TYPED")
         elif precision is Precision.FP16:
             flags.append("FP16")
@@ -222,8 +233,8 @@ def plan_build(trt_version: str, opts: BuildOptions, onnx: OnnxFacts, device: De
         if precision is Precision.FP32:
             raise RockedgeError("DLA runs FP16 and INT8 only: add --half or --int8")
         dla = opts.dla_core
-        if v[0] < 11:
-            flags.append("GPU_FALLBACK")
+        # GPU_FALLBACK is a BuilderFlag in every version rockedge builds with, 11 included (pyCore.cpp).
+        flags.append("GPU_FALLBACK")
         notes.append(f"DLA core {dla} with GPU fallback: layers DLA cannot run (often Resize) go to the GPU")
     hw = "none"
     if opts.version_compatible or opts.hardware_compatible:
@@ -232,6 +243,12 @@ def plan_build(trt_version: str, opts: BuildOptions, onnx: OnnxFacts, device: De
     if opts.version_compatible:
         flags.append("VERSION_COMPATIBLE")
     if opts.hardware_compatible:
+        if device.is_jetson:
+            raise RockedgeError("--hardware-compatible is not supported on Jetson (NVIDIA documents hardware "
+                                "compatibility for x86 data-centre and desktop GPUs only); build on each device instead")
+        if opts.dla_core is not None:
+            raise RockedgeError("--hardware-compatible and --dla-core do not go together: a DLA plan runs on the DLA "
+                                "it was built for")
         if device.compute_capability < (8, 0):
             raise RockedgeError(f"--hardware-compatible needs an Ampere-or-newer GPU to build on; this is "
                                 f"{device.gpu_name or 'a GPU'} ({device.compute_capability[0]}.{device.compute_capability[1]})")

@@ -2,26 +2,50 @@
 
 A build that exhausts a Jetson's memory is killed by the kernel with SIGKILL: no Python exception, no
 message. Running it in a child lets the parent (:mod:`rockedge.engine.build`) notice the kill and say what
-to do. The child reads a JSON request, builds, writes the plan to the staging path it was given and a
-JSON result beside the request; a failure it can explain becomes ``{"ok": false, "error": ...}``.
+to do. Everything that touches TensorRT or CUDA happens in a child, so the parent never holds a CUDA context
+or a Builder while the build needs the memory (an 8 GB Jetson shares it between CPU and GPU):
+
+* ``{"probe": true}``: the TensorRT version, the GPU, its memory and DLA cores, for planning;
+* otherwise a build: read the JSON request, build, write the plan to the staging path it was given.
+
+The child writes a JSON result beside the request (:func:`result_path`); a failure it can explain becomes
+``{"ok": false, "error": ...}`` (``"unavailable": true`` when TensorRT, cuda-python or a GPU is missing).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import sys
 import traceback
 from pathlib import Path
 from typing import Any
 
-from rockedge.errors import RockedgeError
+from rockedge.errors import BackendUnavailable, RockedgeError
 
 
 def result_path(request: Path) -> Path:
     return request.with_name(request.stem + ".result.json")
 
 
-def run(request: dict[str, Any]) -> dict[str, Any]:
+def probe() -> dict[str, Any]:
+    """What the build is planned from: TensorRT's version, the GPU, its memory, the DLA cores."""
+    from rockedge.runtime.backends.cuda_rt import memory_info, require_gpu
+    from rockedge.runtime.backends.trt import import_tensorrt
+
+    trt = import_tensorrt()
+    name, cc = require_gpu()
+    free, total = memory_info()
+    dla = int(trt.Builder(trt.Logger(trt.Logger.WARNING)).num_DLA_cores)
+    return {"ok": True, "tensorrt_version": str(trt.__version__), "gpu_name": name, "compute_capability": cc,
+            "total_memory": total, "free_memory": free, "dla_cores": dla}
+
+
+def expected_batches(n_frames: int, batch: int) -> int:
+    return math.ceil(n_frames / batch) if n_frames else 0
+
+
+def build(request: dict[str, Any]) -> dict[str, Any]:
     """Build as the request says; returns the result dict (raises RockedgeError on a failure it can explain)."""
     from rockedge.calibration.cache import CacheFile
     from rockedge.calibration.reader import load_calibration_set
@@ -40,15 +64,18 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
         calibration = load_calibration_set(request.get("calib_source"), spec, n=int(request["calib_n"]), size_hw=hw,
                                            seed=int(request.get("seed", 0)))
         cache = CacheFile(Path(request["calib_cache"])) if request.get("calib_cache") else None
-        calibrator = make_calibrator(calibration, batch=opt[0], cache=cache)
+        calibrator = make_calibrator(calibration, batch=opt[0], cache=cache, onnx_sha256=str(request["onnx_sha256"]))
     try:
         data, result = build_serialized(Path(request["onnx"]), plan, request["input_name"],
                                         timing_cache=Path(request["timing_cache"]) if request.get("timing_cache") else None,
                                         calibrator=calibrator)
-        if calibrator is not None and not calibrator.cache_hit and calibrator.feeder.fed == 0:
-            # TensorRT swallows exceptions raised in get_batch and ends calibration: never ship what that built.
-            raise RockedgeError("INT8 calibration received no batch (an error in the calibration data?); "
-                                "the engine is not calibrated")
+        if calibrator is not None and calibration is not None and not calibrator.cache_hit:
+            # TensorRT catches an exception raised in get_batch, prints it and ends calibration as if the data had
+            # run out: an engine calibrated on fewer batches than the set holds is never shipped.
+            want = expected_batches(len(calibration), calibrator.feeder.batch)
+            if calibrator.feeder.fed < want:
+                raise RockedgeError(f"INT8 calibration stopped after {calibrator.feeder.fed} of {want} batches (an "
+                                    "error in the calibration data, printed above?); the engine is not calibrated")
     finally:
         if calibrator is not None:
             calibrator.close()
@@ -63,8 +90,10 @@ def main(argv: list[str]) -> int:
     request_file = Path(argv[1])
     request = json.loads(request_file.read_text())
     try:
-        result = run(request)
+        result = probe() if request.get("probe") else build(request)
         code = 0
+    except BackendUnavailable as e:
+        result, code = {"ok": False, "error": str(e), "unavailable": True}, 1
     except RockedgeError as e:
         result, code = {"ok": False, "error": str(e)}, 1
     except Exception as e:  # a TensorRT or CUDA failure with no rockedge message: keep its last line and trace

@@ -12,6 +12,8 @@ any precision, a TensorRT engine. A non-finite output on either side always fail
 
 from __future__ import annotations
 
+import os
+
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -373,7 +375,7 @@ def default_frames(
 
 
 def frames_with_source(
-    n: int, size_hw: tuple[int, int], data_dir: str | Path | None = None, seed: int = 0
+    n: int, size_hw: tuple[int, int], data_dir: str | os.PathLike[str] | None = None, seed: int = 0
 ) -> tuple[list[np.ndarray], str]:
     """Like :func:`default_frames`, also saying where the frames came from (for the report)."""
     if n < 1:
@@ -388,4 +390,4 @@ def frames_with_source(
     from rockedge.data.synth import render_scene
 
     rng = np.random.default_rng(seed)
-    return [render_scene(rng, tuple(size_hw))[0] for _ in range(n)], "generated rock scenes"
+    return [render_scene(rng, (int(size_hw[0]), int(size_hw[1])))[0] for _ in range(n)], "generated rock scenes"

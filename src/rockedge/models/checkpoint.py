@@ -14,6 +14,8 @@ A plain state_dict carries no class names, palette or input size: its spec is *a
 
 from __future__ import annotations
 
+import os
+
 import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,7 +71,7 @@ def save_checkpoint(path: str | Path, ckpt: Checkpoint) -> Path:
     return Path(path)
 
 
-def load_checkpoint(path: str | Path, *, trust_pickle: bool = False) -> Checkpoint:
+def load_checkpoint(path: str | os.PathLike[str], *, trust_pickle: bool = False) -> Checkpoint:
     """Load any checkpoint format rockedge understands (see module docstring)."""
     path = Path(path)
     if not path.is_file():

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
+import platform as _platform
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,9 @@ class EngineManifest:
     calibration_sha256: str | None = None  # the calibration set of an implicitly calibrated INT8 engine
     platform: dict[str, Any] = field(default_factory=dict)  # Jetson model, L4T, JetPack, CUDA
     verification: dict[str, Any] = field(default_factory=dict)  # the parity check run after the build
+    # The CPU architecture of the machine that built the plan (platform.machine(): aarch64, x86_64). A plan does not
+    # move between CPU architectures, hardware-compatible or not. "" when unknown (older manifests).
+    cpu_arch: str = field(default_factory=_platform.machine)
 
     def __post_init__(self) -> None:
         self.precision = Precision.parse(self.precision)
@@ -90,6 +94,7 @@ class EngineManifest:
             "calibration_sha256": self.calibration_sha256,
             "platform": self.platform,
             "verification": self.verification,
+            "cpu_arch": self.cpu_arch,
         }
 
     @classmethod
@@ -116,6 +121,7 @@ class EngineManifest:
             calibration_sha256=d.get("calibration_sha256"),
             platform=dict(d.get("platform") or {}),
             verification=dict(d.get("verification") or {}),
+            cpu_arch=str(d.get("cpu_arch") or ""),
         )
 
 
@@ -172,33 +178,41 @@ def check_manifest(
     tensorrt_version: str,
     gpu_name: str,
     compute_capability: str,
+    cpu_arch: str | None = None,
 ) -> list[str]:
     """Refuse a plan that this TensorRT or GPU cannot run; return warnings for what merely may be slower.
 
-    Rules: a plan runs only under the TensorRT version that built it (major.minor.patch), unless it
-    was built version-compatible (TensorRT >= 8.6), which later versions of the same major accept.
-    It runs only on the compute capability it was built for, unless built with the ``ampere_plus``
-    hardware compatibility level (then any GPU of capability >= 8.0). The same capability under
-    another GPU name loads, possibly slower: a warning.
+    Rules: a plan runs only on the CPU architecture that built it, and only under the TensorRT version that
+    built it (major.minor.patch), unless it was built version-compatible (TensorRT >= 8.6): NVIDIA documents
+    that such a plan runs on later TensorRT releases, later majors included (8.6 -> 9/10, 10 -> 11), so any
+    later version is let through and TensorRT itself refuses what it cannot run. It runs only on the compute
+    capability it was built for, unless built with the ``ampere_plus`` hardware compatibility level (then any
+    GPU of capability >= 8.0). The same capability under another GPU name loads, possibly slower: a warning.
     """
     plan = Path(plan)
     hint = rebuild_hint(plan, m)
     if m.plan_sha256 and plan.is_file() and sha256_file(plan) != m.plan_sha256:
         raise RockedgeError(f"{plan.name} does not match its manifest (sha256 differs): the plan was replaced "
                             f"or the manifest belongs to another engine; {hint}")
+    arch = cpu_arch or _platform.machine()
+    if m.cpu_arch and arch and m.cpu_arch != arch:
+        raise RockedgeError(f"{plan.name} was built on a {m.cpu_arch} machine, this is {arch}: TensorRT plans do not "
+                            f"move between CPU architectures; {hint}")
     if not m.tensorrt_version or not m.compute_capability:
         # Written for a plan built elsewhere: TensorRT itself refuses a plan from another version or GPU.
         return [f"{plan.name}'s manifest does not record the TensorRT version and GPU that built it"]
     built = parse_version(m.tensorrt_version)
     here = parse_version(tensorrt_version)
     if m.version_compatible:
-        ok = built[0] == here[0] and here[:3] >= built[:3] and built[:2] >= (8, 6)
+        ok = built[:2] >= (8, 6) and here[:3] >= built[:3]
     else:
         ok = built[:3] == here[:3]
     if not ok:
         raise RockedgeError(
             f"{plan.name} was built with TensorRT {m.tensorrt_version}, this is TensorRT {tensorrt_version}; "
-            f"engines do not move between TensorRT versions: {hint}"
+            f"engines do not move between TensorRT versions"
+            + (" (a version-compatible plan runs on the same or a later TensorRT only)" if m.version_compatible else "")
+            + f": {hint}"
         )
     cc_built, cc_here = parse_version(m.compute_capability), parse_version(compute_capability)
     if m.hardware_compatibility == "ampere_plus":

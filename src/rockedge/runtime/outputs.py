@@ -8,6 +8,8 @@ summary lands as JSON beside them when :meth:`RunOutputs.commit` is given it.
 
 from __future__ import annotations
 
+import os
+
 import contextlib
 import re
 from pathlib import Path
@@ -37,7 +39,7 @@ def _stem(source: Source) -> str:
 class RunOutputs:
     """Owns every sink of one run; :meth:`commit` renames them into place, :meth:`abort` removes them."""
 
-    def __init__(self, source: Source, out: str | Path | None, *, save_mask: bool = False, num_classes: int = 2) -> None:
+    def __init__(self, source: Source, out: str | os.PathLike[str] | None, *, save_mask: bool = False, num_classes: int = 2) -> None:
         self.save_mask = save_mask
         self.mask_scale = 255 // max(1, num_classes - 1)
         self.video_sink: VideoSink | None = None
@@ -54,7 +56,8 @@ class RunOutputs:
             self.video_sink = VideoSink(target, source.fps or 30.0, fourcc=fourcc)
             if save_mask:
                 suffix, fourcc = MASK_VIDEO
-                mask_target = target.with_name(f"{target.stem.removesuffix('_overlay')}_mask{suffix}")
+                stem = target.stem[: -len("_overlay")] if target.stem.endswith("_overlay") else target.stem
+                mask_target = target.with_name(f"{stem}_mask{suffix}")  # site_overlay.mp4 -> site_mask.mkv
                 if not writable_fourcc(suffix, fourcc, False):
                     mask_target, fourcc = choose_codec(mask_target.with_suffix(".avi"), announce=False)
                     warn(f"lossless FFV1 is not available; the mask video {mask_target.name} is lossy ({fourcc})")

@@ -128,17 +128,17 @@ class Segmenter:
 
     def infer(self, batch: np.ndarray, n: int | None = None) -> np.ndarray:
         """Model input batch -> ``(n, h, w)`` uint8 class masks at model resolution."""
-        n = batch.shape[0] if n is None else n
+        count = batch.shape[0] if n is None else n
         out = self.backend.infer(batch)
         if not self._checked_output:
             self._check_output(out, batch.shape[0])
-        out = out[:n]
+        out = out[:count]
         bad = count_nonfinite(out)
         if bad:
             if not self.nonfinite_frames:
                 warn(f"the model emitted {bad} non-finite logits (NaN/Inf) in one batch; masks of such frames are "
                      "meaningless (a diverged or damaged model?): counted in the summary, not repeated")
-            self.nonfinite_frames += n
+            self.nonfinite_frames += count
         masks = to_masks(out, self.spec)
         if masks.max(initial=0) >= self.spec.num_classes:
             raise RockedgeError(

@@ -9,6 +9,7 @@ once, instead of at every run.
 from __future__ import annotations
 
 import os
+import platform
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -114,9 +115,11 @@ def write_plan_manifest(plan: Path, flags: SpecFlags, *, source_onnx: Path | Non
         image = TensorDesc("input", (None, None, None, 3) if raw else (None, 3, None, None), "uint8" if raw else "float32")
         spec = _spec_for(plan.name, [image], [TensorDesc("output", (None, None, None, None), "float32")], None, flags)
     trt_version, gpu, cc = _here()
+    manifest_arch = platform.machine()  # only known to be the builder's when written where TensorRT is
     manifest = EngineManifest(spec=spec, tensorrt_version=trt_version, gpu_name=gpu, compute_capability=cc,
                               precision=precision or onnx_prec or Precision.FP32, onnx_sha256=onnx_sha,
-                              onnx_path=str(source_onnx) if source_onnx else None)
+                              onnx_path=str(source_onnx) if source_onnx else None,
+                              cpu_arch=manifest_arch if trt_version else "")
     if not trt_version:
         warn("TensorRT or a GPU is not available here, so the manifest does not record which TensorRT and GPU built "
              f"{plan.name}; write it on the device that built the plan to have rockedge check that")

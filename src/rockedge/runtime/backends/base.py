@@ -110,6 +110,10 @@ class Backend(abc.ABC):
         """The backend info as a plain dict, for JSON reports."""
         return self.info.to_dict()
 
+    def activate(self) -> "Backend":
+        """Load what inference needs, if the constructor deferred it (TensorRT does); returns self."""
+        return self
+
     def close(self) -> None:
         """Release the model and device memory; safe to call twice or on a half-built object."""
 

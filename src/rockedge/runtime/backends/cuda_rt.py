@@ -2,27 +2,45 @@
 
 cuda-python >= 12.6 (and 13) exposes ``cuda.bindings.runtime``; the releases on JetPack 5/6
 images expose ``cuda.cudart``. Both return ``(err, value...)`` tuples; :func:`check` turns a
-failing one into a single line. Imported lazily: nothing here loads unless a plan is run.
+failing one into a single line. cuda-python <= 12.6 raises ``RuntimeError("Failed to dlopen
+libcuda.so.1")`` instead when there is no driver at all; :func:`call` turns that into the same
+"no usable CUDA GPU" line. Imported lazily: nothing here loads unless a plan is run.
+
+The cuda-python release must match the driver's CUDA major version: cuda-python 13 needs a CUDA 13
+driver (JetPack 7), JetPack 6's CUDA 12.6 needs 12.x, JetPack 5's CUDA 11.4 needs 11.8 (the last
+release with Python 3.8 wheels for the Jetson is 11.8.2). :func:`cuda_python_pin` says which.
 """
 
 from __future__ import annotations
 
 import ctypes
 import importlib
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from rockedge.errors import BackendUnavailable, RockedgeError
 
 _CUDART: Any = None
+# The module paths of the runtime bindings, newest layout first (cuda-python 12.6+ / 13, then <= 12.x and 11.8).
+CUDART_MODULES = ("cuda.bindings.runtime", "cuda.cudart")
+NO_GPU = ("no NVIDIA GPU, or its driver is missing or older than this cuda-python's CUDA runtime; the TensorRT "
+          "backend needs one")
+
+
+def cuda_python_pin(driver_version: int) -> str:
+    """The pip requirement of the cuda-python release that a driver of CUDA ``driver_version`` (12060) runs."""
+    major = driver_version // 1000
+    if major <= 11:
+        return "cuda-python>=11.8,<11.8.3"
+    return f"cuda-python>={major},<{major + 1}"
 
 
 def cudart() -> Any:
     """The cuda-python runtime module (new or old layout), or one line saying it is missing."""
     global _CUDART
     if _CUDART is None:
-        for name in ("cuda.bindings.runtime", "cuda.cudart"):
+        for name in CUDART_MODULES:
             try:
                 _CUDART = importlib.import_module(name)
                 break
@@ -30,8 +48,8 @@ def cudart() -> Any:
                 continue
         else:
             raise BackendUnavailable(
-                "cuda-python is not installed: pip install 'rockedge[trt]' (pick the cuda-python release that "
-                "matches the device's CUDA: 11.8 on JetPack 5, 12.x on JetPack 6)"
+                "cuda-python is not installed: pip install 'rockedge[trt]' (it picks the release that matches "
+                "JetPack's CUDA: 11.8 on JetPack 5, 12.x on JetPack 6, 13 on JetPack 7)"
             )
     return _CUDART
 
@@ -39,6 +57,14 @@ def cudart() -> Any:
 def error_name(err: Any) -> str:
     name = getattr(err, "name", None)
     return str(name) if name else str(err)
+
+
+def call(fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)`` of the runtime bindings; a RuntimeError (old cuda-python without a driver) becomes one line."""
+    try:
+        return fn(*args)
+    except RuntimeError as e:
+        raise BackendUnavailable(f"no usable CUDA GPU: {str(e).strip() or type(e).__name__} ({NO_GPU})") from None
 
 
 def check(result: Any, what: str) -> Any:
@@ -55,18 +81,28 @@ def check(result: Any, what: str) -> Any:
 def require_gpu(device: int = 0) -> tuple[str, str]:
     """(GPU name, compute capability "M.m") of ``device``, or one line saying why there is none."""
     rt = cudart()
-    err, count = rt.cudaGetDeviceCount()
+    err, count = call(rt.cudaGetDeviceCount)
     if err != rt.cudaError_t.cudaSuccess:
-        raise BackendUnavailable(
-            f"no usable CUDA GPU: {error_name(err)} (no NVIDIA GPU, or its driver is missing or older than this "
-            "CUDA runtime); the TensorRT backend needs one"
-        )
+        raise BackendUnavailable(f"no usable CUDA GPU: {error_name(err)} ({NO_GPU})")
     if count <= device:
         raise BackendUnavailable(f"no CUDA device {device} (this machine has {count})")
-    props = check(rt.cudaGetDeviceProperties(device), "cudaGetDeviceProperties")
+    props = check(call(rt.cudaGetDeviceProperties, device), "cudaGetDeviceProperties")
     raw = props.name
     name = raw.decode(errors="replace") if isinstance(raw, (bytes, bytearray)) else str(raw)
     return name.split("\x00", 1)[0].strip(), f"{props.major}.{props.minor}"
+
+
+def use_device(device: int) -> tuple[str, str]:
+    """Make ``device`` the current GPU of this thread (cudaSetDevice) and return its name and capability."""
+    name, cc = require_gpu(device)
+    check(call(cudart().cudaSetDevice, device), f"cudaSetDevice({device})")
+    return name, cc
+
+
+def memory_info() -> tuple[int, int]:
+    """(free, total) bytes of the current GPU; creates a CUDA context, so only the build child calls it."""
+    free, total = check(call(cudart().cudaMemGetInfo), "cudaMemGetInfo")
+    return int(free), int(total)
 
 
 class Stream:
@@ -75,7 +111,7 @@ class Stream:
     def __init__(self) -> None:
         rt = cudart()
         self.rt = rt
-        self.handle: Any = check(rt.cudaStreamCreate(), "cudaStreamCreate")
+        self.handle: Any = check(call(rt.cudaStreamCreate), "cudaStreamCreate")
 
     @property
     def ptr(self) -> int:

@@ -57,14 +57,26 @@ class BackendOptions:
     precision: Precision = Precision.FP32  # PyTorch: fp16 runs under CUDA autocast
     trust_pickle: bool = False  # checkpoints that pickle whole modules
     spec_flags: SpecFlags = NO_FLAGS
+    trust_plan_code: bool = False  # version-compatible TensorRT plans built elsewhere (rockedge.plan_trust)
 
     def kwargs_for(self, backend: str) -> dict[str, Any]:
         if backend == "ort":
             return {"providers": self.providers, "threads": self.threads, "spec_flags": self.spec_flags}
         if backend == "trt":
-            return {"spec_flags": self.spec_flags}
+            return {"spec_flags": self.spec_flags, "trust_plan_code": self.trust_plan_code,
+                    "device": gpu_index(self.device)}
         return {"device": self.device, "trust_pickle": self.trust_pickle, "spec_flags": self.spec_flags,
                 "precision": self.precision}
+
+
+def gpu_index(device: str | None) -> int:
+    """The GPU of a TensorRT plan from --device: "1", "cuda:1" -> 1; None or "cuda" -> 0."""
+    if not device or device == "cuda":
+        return 0
+    text = device.split(":", 1)[1] if device.startswith("cuda:") else device
+    if not text.isdigit():
+        raise RockedgeError(f"--device {device!r}: a TensorRT plan runs on a GPU: give its index (0, 1 or cuda:1)")
+    return int(text)
 
 
 def model_format(path: Path) -> Format:
@@ -104,7 +116,9 @@ def open_backend(model: str | os.PathLike[str], options: BackendOptions | None =
             )
         raise RockedgeError(f"backend {name!r} cannot run a {fmt.kind} file ({path.name})")
     cls = getattr(importlib.import_module(row.module), row.cls)
-    return cls(path, **options.kwargs_for(name))
+    # Constructing checks the file; activating loads the runtime and the model, so a missing library or GPU is
+    # reported here, before a command opens its sources.
+    return cls(path, **options.kwargs_for(name)).activate()
 
 
 def parse_providers(text: str | Sequence[str] | None) -> tuple[str, ...] | None:

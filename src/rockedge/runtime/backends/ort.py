@@ -52,7 +52,7 @@ def resolve_providers(requested: Sequence[str] | None) -> list[str]:
 
 def _desc(arg: Any) -> TensorDesc:
     shape = tuple(v if isinstance(v, int) and v > 0 else None for v in (arg.shape or ()))
-    return TensorDesc(arg.name, shape, ORT_DTYPES.get(arg.type, arg.type))
+    return TensorDesc(arg.name, shape, ORT_DTYPES.get(arg.type, str(arg.type)))
 
 
 class OrtBackend(Backend):

@@ -4,7 +4,7 @@ Uses only the tensor-name API that TensorRT 8.5 introduced and 10/11 kept (``num
 ``get_tensor_name``, ``get_tensor_mode``, ``set_input_shape``, ``set_tensor_address``,
 ``execute_async_v3``): one CUDA stream, pinned host buffers, buffers reallocated only when a shape
 needs more memory. ``tensorrt`` and cuda-python are imported when a plan is opened, never before.
-This module is type-checked against the TensorRT 10 stubs (scripts/check_trt_types.py); it
+This module is type-checked against the TensorRT 10 stubs (scripts/check_device.py); it
 cannot run on a machine without an NVIDIA GPU.
 """
 
@@ -19,8 +19,9 @@ import numpy as np
 from rockedge.console import warn
 from rockedge.errors import BackendUnavailable, RockedgeError
 from rockedge.precision import Precision
-from rockedge.runtime.backends.base import Backend, BackendInfo
-from rockedge.runtime.backends.cuda_rt import Stream, require_gpu
+from rockedge.plan_trust import host_code_allowed
+from rockedge.runtime.backends.base import Backend, BackendInfo, TensorInfo
+from rockedge.runtime.backends.cuda_rt import Stream, require_gpu, use_device
 from rockedge.runtime.backends.trt_io import (
     BufferSet,
     Profile,
@@ -32,6 +33,7 @@ from rockedge.runtime.backends.trt_io import (
 )
 from rockedge.runtime.manifest import EngineManifest, check_manifest, find_manifest, read_manifest
 from rockedge.runtime.modelio import NO_FLAGS, SpecFlags, TensorDesc, resolve_io
+from rockedge.spec import ModelSpec
 
 MISSING_TRT = (
     "TensorRT's Python package (tensorrt) is not importable here; on a Jetson it comes with JetPack "
@@ -58,48 +60,78 @@ def dims(d: Any) -> tuple[int, ...]:
 
 class TrtBackend(Backend):
     """Runs a ``.plan``; its manifest (``model.plan.json``) supplies the ModelSpec, or :class:`SpecFlags` for a
-    plan built elsewhere (trtexec, DeepStream) that has none."""
+    plan built elsewhere (trtexec, DeepStream) that has none.
+
+    Construction reads and checks the manifest only (no TensorRT, no GPU), so a wrong file fails the same way
+    on every machine; TensorRT, the GPU and the engine are loaded on first use (:meth:`activate`), as
+    Polygraphy's runners do, and a load that fails half-way releases what it had taken."""
 
     name = "tensorrt"
 
     def __init__(self, path: str | os.PathLike[str], *, device: int = 0, spec_flags: SpecFlags = NO_FLAGS,
-                 manifest: EngineManifest | None = None) -> None:
+                 manifest: EngineManifest | None = None, trust_plan_code: bool = False) -> None:
         """``manifest``: use this one instead of the file beside the plan (the engine builder checks a plan
-        before it writes its manifest)."""
+        before it writes its manifest). ``trust_plan_code``: allow a version-compatible plan's embedded lean
+        runtime (host code) to run; see :func:`rockedge.plan_trust.host_code_allowed`."""
         path = Path(path)
         if not path.is_file():
             raise RockedgeError(f"engine not found: {path}")
-        # The manifest is read before TensorRT, so a wrong file fails the same way on every machine.
         if manifest is None and find_manifest(path) is not None:
             manifest = read_manifest(path)
         if manifest is None and spec_flags.classes is None:
             read_manifest(path)  # raises the one-line "no manifest beside it" error with the fix
         self.path = path
         self.manifest = manifest
+        self.device = int(device)
+        self.spec_flags = spec_flags
+        self.precision = manifest.precision if manifest is not None else Precision.FP32
+        self.host_code = host_code_allowed(path, manifest, trust_plan_code)
+        self._active = False
+        self.buffers: BufferSet | None = None
+        self.stream: Stream | None = None
+
+    # -- loading -----------------------------------------------------------------------------------
+    def activate(self) -> "TrtBackend":
+        """Import TensorRT, pick the GPU, deserialize the plan and plan its I/O (once)."""
+        if not self._active:
+            try:
+                self._load()
+            except BaseException:
+                self.close()
+                raise
+            self._active = True
+        return self
+
+    def _load(self) -> None:
         trt = import_tensorrt()
         self.api = trt_api(trt.__version__)
-        gpu_name, cc = require_gpu(device)
+        gpu_name, cc = use_device(self.device)
+        manifest = self.manifest
         if manifest is not None:
-            for w in check_manifest(manifest, path, tensorrt_version=trt.__version__, gpu_name=gpu_name,
+            for w in check_manifest(manifest, self.path, tensorrt_version=trt.__version__, gpu_name=gpu_name,
                                     compute_capability=cc):
                 warn(w)
         self.gpu = {"name": gpu_name, "compute_capability": cc}
-        self.precision = manifest.precision if manifest is not None else Precision.FP32
         self._logger = trt.Logger(trt.Logger.WARNING)
         self._runtime = trt.Runtime(self._logger)
-        if manifest is not None and manifest.version_compatible and self.api.version_compatible_engines:
+        if self.host_code and self.api.version_compatible_engines:
             # A version-compatible plan embeds its lean runtime; TensorRT runs it only when allowed.
-            setattr(self._runtime, "engine_host_code_allowed", True)
-        engine = self._runtime.deserialize_cuda_engine(path.read_bytes())
+            self._runtime.engine_host_code_allowed = True
+        dla_core = (manifest.build.get("dla_core") if manifest is not None else None)
+        if dla_core is not None:
+            # A DLA plan is deserialized onto the core it was built for (the runtime's default is core 0).
+            self._runtime.DLA_core = int(dla_core)
+        engine = self._runtime.deserialize_cuda_engine(self.path.read_bytes())
         if engine is None:
             raise RockedgeError(
-                f"TensorRT {trt.__version__} could not deserialize {path.name} (corrupt, or built by another "
+                f"TensorRT {trt.__version__} could not deserialize {self.path.name} (corrupt, or built by another "
                 "TensorRT/GPU despite its manifest); rebuild it on this device"
             )
         self.engine = engine
         context = engine.create_execution_context()
         if context is None:
-            raise RockedgeError(f"TensorRT could not create an execution context for {path.name} (out of GPU memory?)")
+            raise RockedgeError(f"TensorRT could not create an execution context for {self.path.name} "
+                                "(out of GPU memory?)")
         self.context = context
         self.stream = Stream()
         self.buffers = BufferSet(self.stream.alloc_host, self.stream.alloc_device, self.stream.free_host,
@@ -114,10 +146,10 @@ class TrtBackend(Backend):
             desc = TensorDesc(tname, shape, self.dtypes[tname].name)
             (inputs if engine.get_tensor_mode(tname) == trt.TensorIOMode.INPUT else outputs).append(desc)
         if len(inputs) != 1:
-            raise RockedgeError(f"{path.name} has {len(inputs)} inputs; rockedge feeds models with one image input")
-        self.spec, self.input, self.output = resolve_io(
-            path.name, inputs, outputs, manifest.spec if manifest is not None else None, spec_flags)
-        self.input_name, self.output_name = self.input.name, self.output.name
+            raise RockedgeError(f"{self.path.name} has {len(inputs)} inputs; rockedge feeds models with one image input")
+        self._spec, self._input, self._output = resolve_io(
+            self.path.name, inputs, outputs, manifest.spec if manifest is not None else None, self.spec_flags)
+        self.input_name, self.output_name = self._input.name, self._output.name
         # Every output needs a buffer and an address even when only one is read.
         self.outputs = [t.name for t in outputs]
         self.engine_shape = dims(engine.get_tensor_shape(self.input_name))
@@ -127,8 +159,21 @@ class TrtBackend(Backend):
             self.profile = Profile(dims(lo), dims(opt), dims(hi))
         self._shape: tuple[int, ...] | None = None
 
+    @property
+    def spec(self) -> ModelSpec:  # type: ignore[override]
+        return self.activate()._spec
+
+    @property
+    def input(self) -> TensorInfo:  # type: ignore[override]
+        return self.activate()._input
+
+    @property
+    def output(self) -> TensorInfo:  # type: ignore[override]
+        return self.activate()._output
+
     # -- shape handling ------------------------------------------------------------------------
     def _set_shape(self, shape: tuple[int, ...]) -> None:
+        assert self.buffers is not None
         shape = resolve_input_shape(self.input_name, self.engine_shape, shape, self.profile)
         if not self.context.set_input_shape(self.input_name, shape):
             raise RockedgeError(f"TensorRT rejected input shape {shape} for {self.path.name}")
@@ -145,6 +190,8 @@ class TrtBackend(Backend):
 
     # -- inference ---------------------------------------------------------------------------------
     def _infer(self, batch: np.ndarray) -> np.ndarray:
+        self.activate()
+        assert self.buffers is not None and self.stream is not None
         want = self.dtypes[self.input_name]
         if batch.dtype != want:
             raise RockedgeError(f"engine input is {want.name}, got {batch.dtype}")
@@ -163,19 +210,21 @@ class TrtBackend(Backend):
 
     @property
     def info(self) -> BackendInfo:
+        self.activate()
         return BackendInfo(self.name, str(self.path), self.gpu["name"], (), self.precision,
                            {"tensorrt": self.api.label, "compute_capability": self.gpu["compute_capability"]})
 
     def close(self) -> None:
-        buffers = getattr(self, "buffers", None)
-        if buffers is not None:
-            buffers.close()
-        stream = getattr(self, "stream", None)
-        if stream is not None:
-            stream.close()
+        if self.buffers is not None:
+            self.buffers.close()
+            self.buffers = None
+        if self.stream is not None:
+            self.stream.close()
+            self.stream = None
         for attr in ("context", "engine", "_runtime"):
             if hasattr(self, attr):
                 delattr(self, attr)
+        self._active = False
 
 
 def require_tensorrt() -> str:
