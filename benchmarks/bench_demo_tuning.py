@@ -50,8 +50,8 @@ VARIANTS: dict[str, tuple[int, dict]] = {
 
 def run(name: str, scenes: int, overrides: dict) -> dict:
     from rockedge.data.synth import write_synth_dataset
-    from rockedge.evaluation import evaluate_model
-    from rockedge.train.engine import TrainConfig, train
+    from rockedge.verify.evaluation import evaluate_model
+    from rockedge.train.loop import TrainConfig, train
     from rockedge.train.transforms import AugmentConfig
 
     size = overrides.get("imgsz", (192, 192))

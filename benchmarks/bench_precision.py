@@ -37,7 +37,7 @@ def main() -> int:
     from rockedge.calibration.int8 import export_int8
     from rockedge.data.synth import write_synth_dataset
     from rockedge.export.pipeline import export_and_verify
-    from rockedge.train.engine import TrainConfig, train
+    from rockedge.train.loop import TrainConfig, train
 
     data = WORK / "data"
     if not (data / "synth.json").is_file():

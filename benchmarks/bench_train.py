@@ -20,7 +20,7 @@ from pathlib import Path
 from rockedge.atomic import write_json
 from rockedge.data.synth import write_synth_dataset
 from rockedge.models.checkpoint import load_checkpoint
-from rockedge.train.engine import TrainConfig, train
+from rockedge.train.loop import TrainConfig, train
 
 DEFAULT_RUNS = (("deeplabv3_mobilenet_v3_large", 10.0), ("deeplabv3_resnet50", 6.0))
 

@@ -93,10 +93,10 @@ def trained_ckpt(tmp_path_factory: pytest.TempPathFactory):
     def _train(arch: str, size: tuple[int, int], steps: int) -> Path:
         import torch
 
-        from rockedge.runtime.preprocess import normalize
-        from rockedge.spec import ModelSpec
         from rockedge.models.checkpoint import Checkpoint, save_checkpoint
         from rockedge.models.zoo import build_model, main_output
+        from rockedge.runtime.preprocess import normalize
+        from rockedge.spec import ModelSpec
 
         torch.manual_seed(0)
         rng = np.random.default_rng(0)

@@ -12,7 +12,6 @@ import pytest
 from click.testing import CliRunner
 
 from rockedge.cli import main
-from rockedge.errors import RockedgeError
 
 MNV3 = "deeplabv3_mobilenet_v3_large"
 

@@ -8,8 +8,8 @@ import json
 import cv2
 import numpy as np
 import pytest
-
 from helpers import write_video
+
 from rockedge.calibration.cache import (
     CacheFile,
     CalibrationTable,

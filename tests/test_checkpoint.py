@@ -7,9 +7,9 @@ import torch
 from torch import nn
 
 from rockedge.errors import RockedgeError
-from rockedge.spec import ModelSpec
 from rockedge.models.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from rockedge.models.zoo import build_model
+from rockedge.spec import ModelSpec
 
 MOBILE = "deeplabv3_mobilenet_v3_large"
 

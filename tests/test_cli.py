@@ -11,7 +11,13 @@ import pytest
 from click.testing import CliRunner
 
 from rockedge.cli import main
-from rockedge.cli.options import VOCABULARY, imgsz_option, model_argument, quiet_option, vocabulary_problems
+from rockedge.cli.options import (
+    VOCABULARY,
+    imgsz_option,
+    model_argument,
+    quiet_option,
+    vocabulary_problems,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))

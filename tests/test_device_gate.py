@@ -42,7 +42,7 @@ def test_the_device_side_passes_and_the_gate_sees_all_of_it(gate_ready):
     proc = _gate()
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     listed = proc.stdout.splitlines()[0]
-    for part in ("backends/trt.py", "backends/cuda_rt.py", "engine/builder.py", "engine/worker.py",
+    for part in ("backends/trt.py", "rockedge/cuda_rt.py", "engine/builder.py", "engine/worker.py",
                  "calibration/trt_calibrator.py", "cli/run.py", "doctor.py", "plan_trust.py"):
         assert part in listed, f"{part} is not checked: {listed}"
     assert "rockedge/train/" not in listed and "rockedge/models/" not in listed  # workstation code is not device code

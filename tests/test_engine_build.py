@@ -76,7 +76,7 @@ def test_plan_names_carry_the_precision():
     assert engine_path(Path("m.onnx"), Precision.FP16, None) == Path("m.fp16.plan")
     assert engine_path(Path("m.int8.onnx"), Precision.INT8, None) == Path("m.int8.plan")
     assert engine_path(Path("m.onnx"), Precision.FP16, Path("x.engine")) == Path("x.engine")
-    with pytest.raises(RockedgeError, match="must end in .plan or .engine"):
+    with pytest.raises(RockedgeError, match="must end in .plan, .engine, .trt"):
         engine_path(Path("m.onnx"), Precision.FP16, Path("x.onnx"))
 
 
@@ -96,11 +96,12 @@ def test_onnx_facts_read_without_onnx(onnx_model, tmp_path):
 
 
 def test_worker_protocol_reports_its_own_failures(tmp_path):
+    from rockedge import child
     from rockedge.engine import worker
 
     req = tmp_path / "request.json"
     req.write_text(json.dumps({**_request(tmp_path), "onnx": str(tmp_path / "m.onnx"), "input_name": "images",
                                "spec": {"arch": MNV3}, "calib_n": 2}))
     assert worker.main(["worker", str(req)]) == 1
-    result = json.loads(worker.result_path(req).read_text())
+    result = json.loads(child.result_path(req).read_text())
     assert result["ok"] is False and result["error"]  # no TensorRT here: one line, not a traceback

@@ -16,11 +16,12 @@ from click.testing import CliRunner
 from rockedge.cli import main
 from rockedge.digest import sha256_file
 from rockedge.export.onnx import EXPORT_KEY, SOURCE_SHA_KEY, export_onnx
-from rockedge.export.parity import ParityBudget, compare, default_frames
 from rockedge.onnx_proto import read_metadata
 from rockedge.runtime.backends.ort import OrtBackend
 from rockedge.runtime.backends.pytorch import TorchBackend
 from rockedge.spec import METADATA_KEY, ModelSpec
+from rockedge.verify.compare import compare, default_frames
+from rockedge.verify.parity import ParityBudget
 
 MNV3 = "deeplabv3_mobilenet_v3_large"
 SIZE = (64, 96)
@@ -240,7 +241,8 @@ def test_over_budget_export_fails_and_keeps_report(ckpt, tmp_path):
     assert "the onnx step is over its budget" in result.output and "max |logit diff|" in result.output
     assert not out.exists()
     assert (tmp_path / "strict.failed.onnx").is_file()
-    data = json.loads((tmp_path / "strict.parity.json").read_text())
+    assert not (tmp_path / "strict.parity.json").exists()  # a failure's report sits beside the .failed file
+    data = json.loads((tmp_path / "strict.failed.parity.json").read_text())
     assert data["parity"]["passed"] is False and data["parity"]["failures"]
 
 

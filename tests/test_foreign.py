@@ -6,14 +6,14 @@ import json
 from pathlib import Path
 
 import cv2
-import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from rockedge.cli import main
 from rockedge.errors import RockedgeError
-from rockedge.runtime.modelio import SpecFlags, TensorDesc, resolve_io
+from rockedge.runtime.modelio import SpecFlags, resolve_io
 from rockedge.spec import ModelSpec
+from rockedge.tensors import TensorInfo
 
 MNV3 = "deeplabv3_mobilenet_v3_large"
 
@@ -127,24 +127,24 @@ def test_plan_manifest_from_its_onnx_or_from_flags(tmp_path, trained_ckpt):
 # -- resolve_io on exactly known tensors ------------------------------------------------------------------------
 
 
-def _img(name="input", shape=(1, 3, 64, 64), dtype="float32") -> TensorDesc:
-    return TensorDesc(name, shape, dtype)
+def _img(name="input", shape=(1, 3, 64, 64), dtype="float32") -> TensorInfo:
+    return TensorInfo(name, shape, dtype)
 
 
 def test_inputs_and_outputs_found_by_shape():
-    spec, inp, out = resolve_io("m", [_img()], [TensorDesc("aux", (1, 2, 64, 64), "float32"),
-                                                TensorDesc("out", (1, 2, 64, 64), "float32")],
+    spec, inp, out = resolve_io("m", [_img()], [TensorInfo("aux", (1, 2, 64, 64), "float32"),
+                                                TensorInfo("out", (1, 2, 64, 64), "float32")],
                                 None, SpecFlags(classes=("bg", "rock")))
     assert out.name == "out" and inp.size_hw == (64, 64) and spec.input_size == (64, 64)
-    spec, _, out = resolve_io("m", [_img(shape=(None, 3, None, None))], [TensorDesc("y", (None, 5, None, None), "float32"),
-                                                                           TensorDesc("m", (None, None, None), "int64")],
+    spec, _, out = resolve_io("m", [_img(shape=(None, 3, None, None))], [TensorInfo("y", (None, 5, None, None), "float32"),
+                                                                           TensorInfo("m", (None, None, None), "int64")],
                               None, SpecFlags(classes=("a", "b"), imgsz=(96, 128)))
     assert out.name == "m" and spec.output_format == "mask" and spec.input_size == (96, 128)
 
 
 def test_raw_uint8_input_is_recognised():
     spec, inp, _ = resolve_io("m", [_img(shape=(1, 48, 64, 3), dtype="uint8")],
-                              [TensorDesc("mask", (1, 48, 64), "int32")], None, SpecFlags(classes=("a", "b")))
+                              [TensorInfo("mask", (1, 48, 64), "int32")], None, SpecFlags(classes=("a", "b")))
     assert spec.input_format == "raw" and inp.layout == "NHWC" and spec.input_size == (48, 64)
 
 
@@ -159,16 +159,16 @@ def test_raw_uint8_input_is_recognised():
 )
 def test_wrong_guesses_are_errors(inputs, flags, message):
     with pytest.raises(RockedgeError, match=message):
-        resolve_io("m", inputs, [TensorDesc("out", (1, 2, 64, 64), "float32")], None, flags)
+        resolve_io("m", inputs, [TensorInfo("out", (1, 2, 64, 64), "float32")], None, flags)
 
 
 def test_a_model_with_a_spec_keeps_it():
     spec = ModelSpec(arch=MNV3, input_size=(64, 64))
-    got, _, _ = resolve_io("m", [_img()], [TensorDesc("logits", (1, 2, 64, 64), "float32")], spec,
+    got, _, _ = resolve_io("m", [_img()], [TensorInfo("logits", (1, 2, 64, 64), "float32")], spec,
                            SpecFlags(palette=((1, 2, 3), (4, 5, 6))))
     assert got.classes == spec.classes and got.palette == ((1, 2, 3), (4, 5, 6))
     with pytest.raises(RockedgeError, match="has its own model spec"):
-        resolve_io("m", [_img()], [TensorDesc("logits", (1, 2, 64, 64), "float32")], spec, SpecFlags(std=(1, 1, 1)))
-    renamed, _, _ = resolve_io("m", [_img()], [TensorDesc("logits", (1, 2, 64, 64), "float32")], spec,
+        resolve_io("m", [_img()], [TensorInfo("logits", (1, 2, 64, 64), "float32")], spec, SpecFlags(std=(1, 1, 1)))
+    renamed, _, _ = resolve_io("m", [_img()], [TensorInfo("logits", (1, 2, 64, 64), "float32")], spec,
                                SpecFlags(classes=("ground", "stone")), assumed=True)
     assert renamed.classes == ("ground", "stone")

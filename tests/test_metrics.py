@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rockedge.metrics import ConfusionMatrix, MaskAgreement, boundary_band
+from rockedge.verify.metrics import ConfusionMatrix, MaskAgreement, boundary_band
 
 
 def test_confusion_matrix_counts_and_scores():

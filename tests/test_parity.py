@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rockedge.export.parity import BackendRun, ParityBudget, score
 from rockedge.spec import ModelSpec
+from rockedge.verify.parity import BackendRun, ParityBudget, score
 
 SPEC = ModelSpec(arch="deeplabv3_mobilenet_v3_large", input_size=(16, 16))
 LOOSE = ParityBudget.for_precision("fp32", min_agreement=0.0, min_boundary_agreement=0.0, min_iou=0.0)

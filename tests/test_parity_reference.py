@@ -8,10 +8,10 @@ import onnx
 from onnx.reference import ReferenceEvaluator
 
 from rockedge.export.onnx import export_onnx
-from rockedge.export.parity import default_frames
 from rockedge.runtime.backends.pytorch import TorchBackend
-from rockedge.metrics import MaskAgreement
 from rockedge.runtime.preprocess import prepare, to_masks
+from rockedge.verify.compare import default_frames
+from rockedge.verify.metrics import MaskAgreement
 
 
 def test_reference_evaluator_matches_pytorch(trained_ckpt, tmp_path):

@@ -106,7 +106,8 @@ def test_a_budget_no_setting_meets_stops_with_the_best_model_kept(fp32, blobs, g
     assert r.output.strip().splitlines()[-1].startswith("error: the int8 step is over its budget")
     assert "NOT met" in r.output
     assert not out.exists() and (tmp_path / "st.int8.failed.onnx").is_file()
-    budget = json.loads((tmp_path / "st.int8.parity.json").read_text())["budget"]
+    assert not (tmp_path / "st.int8.parity.json").exists()  # the report of a failure sits beside the .failed file
+    budget = json.loads((tmp_path / "st.int8.failed.parity.json").read_text())["budget"]
     assert not budget["passed"] and [s["kept_fp32"] for s in budget["steps"]] == [0, 1]
     best = min(budget["steps"], key=lambda s: s["drop_points"])
     assert budget["steps"][budget["chosen_step"]] == best and best["drop_points"] > 2
@@ -154,6 +155,6 @@ def test_reduced_precision_starts_from_fp32(fp32, blobs, tmp_path):
     r = _export(fp32, "--half", "--data", blobs, "--out", tmp_path / "h.onnx")
     assert r.exit_code == 0
     with pytest.raises(RockedgeError, match="already fp16; --half/--int8 start from the FP32 model"):
-        from rockedge.calibration.int8 import read_fp32
+        from rockedge.calibration.inputs import read_fp32
 
         read_fp32(tmp_path / "h.onnx")

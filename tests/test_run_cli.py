@@ -8,7 +8,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
 from helpers import cli_runner, read_video, write_video
 from test_runtime import exported
 

@@ -17,10 +17,11 @@ import pytest
 from click.testing import CliRunner
 
 from rockedge.cli import main
-from rockedge.export.serving import DS_KEY, write_serving
+from rockedge.jobs.serve import write_serving
 from rockedge.onnx_proto import read_info, write_metadata
 from rockedge.precision import Precision
 from rockedge.runtime.manifest import EngineManifest, write_manifest
+from rockedge.serving.model import DS_KEY
 from rockedge.spec import METADATA_KEY, PRECISION_KEY, ModelSpec
 
 ort = pytest.importorskip("onnxruntime")
@@ -76,6 +77,15 @@ def triton_repo(ckpt) -> Path:
                 "--quiet")
     assert r.exit_code == 0, r.output
     return repo
+
+
+@pytest.fixture(scope="module")
+def dynamic_onnx(ckpt) -> Path:
+    """The same checkpoint exported as the serving formats export it (dynamic batch): the reference for DeepStream."""
+    out = ckpt.parent / "dynamic" / "rocks.onnx"
+    r = run_cli("export", ckpt, "--out", out, "--dynamic", "--n", 2, "--quiet")
+    assert r.exit_code == 0, r.output
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -230,8 +240,10 @@ def deepstream_dir(ckpt) -> tuple[Path, configparser.SectionProxy]:
 
 def test_deepstream_config_fields_match_the_model(deepstream_dir, ckpt):
     out, p = deepstream_dir
-    src_info = read_info(ckpt.with_suffix(".onnx"))
-    spec = ModelSpec.from_json(src_info.metadata[METADATA_KEY])
+    # The intermediate ONNX went to a temporary folder: exporting for DeepStream leaves no rocks.onnx beside the
+    # checkpoint (it would replace the user's own export).
+    assert not ckpt.with_suffix(".onnx").exists() and not list(ckpt.parent.glob("rocks.parity.json"))
+    spec = ModelSpec.from_dict(json.loads((out / "rockedge_spec.json").read_text()))
     info = read_info(out / p["onnx-file"])
     (inp,), (outp,) = info.inputs, info.outputs
     assert p["network-type"] == "2"  # semantic segmentation
@@ -255,12 +267,12 @@ def test_deepstream_config_fields_match_the_model(deepstream_dir, ckpt):
     assert METADATA_KEY not in info.metadata and ModelSpec.from_dict(json.loads(info.metadata[DS_KEY])["spec"]) == spec
 
 
-def test_deepstream_model_agrees_with_rockedge_model(deepstream_dir, ckpt):
-    from rockedge.export.parity import default_frames
+def test_deepstream_model_agrees_with_rockedge_model(deepstream_dir, dynamic_onnx):
     from rockedge.runtime.preprocess import normalize
+    from rockedge.verify.compare import default_frames
 
     out, p = deepstream_dir
-    src = ckpt.with_suffix(".onnx")
+    src = dynamic_onnx
     spec = ModelSpec.from_json(read_info(src).metadata[METADATA_KEY])
     frames = np.stack(default_frames(6, (H, W), seed=11))  # BGR rock scenes at network size
     ref = ort.InferenceSession(str(src), providers=["CPUExecutionProvider"])

@@ -7,9 +7,14 @@ import numpy as np
 import pytest
 
 from rockedge.errors import RockedgeError
-from rockedge.runtime.sinks import choose_codec
 from rockedge.probes import opencv_has
-from rockedge.runtime.sources import CaptureSource, ImageSource, IterableSource, open_source
+from rockedge.runtime.sinks import choose_codec
+from rockedge.runtime.sources import (
+    CaptureSource,
+    ImageSource,
+    IterableSource,
+    open_source,
+)
 
 
 def _video(path, n=10, fps=29.97, size=(64, 48)):

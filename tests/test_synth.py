@@ -9,12 +9,17 @@ import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
-
 from helpers import read_video
+
 from rockedge.cli import main
 from rockedge.data.datasets import open_dataset
 from rockedge.data.labelmap import LabelMap, read_labelmap
-from rockedge.data.synth import is_val, render_scene, write_synth_dataset, write_synth_video
+from rockedge.data.synth import (
+    is_val,
+    render_scene,
+    write_synth_dataset,
+    write_synth_video,
+)
 from rockedge.errors import RockedgeError
 
 

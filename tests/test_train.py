@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from rockedge.cli import main
 from rockedge.errors import RockedgeError
 from rockedge.models.checkpoint import load_checkpoint
-from rockedge.train.engine import TrainConfig, train
+from rockedge.train.loop import TrainConfig, train
 from rockedge.train.loss import SegLoss, class_weights
 from rockedge.train.transforms import AugmentConfig, train_transform
 

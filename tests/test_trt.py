@@ -5,15 +5,13 @@ tests/test_trt_api.py."""
 from __future__ import annotations
 
 import importlib.util
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from rockedge.errors import BackendUnavailable, RockedgeError
+from rockedge.precision import Precision
 from rockedge.runtime.backends.trt_io import (
     BufferSet,
     Profile,
@@ -32,7 +30,6 @@ from rockedge.runtime.manifest import (
     read_manifest,
     write_manifest,
 )
-from rockedge.precision import Precision
 from rockedge.spec import ModelSpec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -243,7 +240,7 @@ def test_plan_without_tensorrt_fails_with_one_line(plan, monkeypatch):
 
 def test_no_gpu_is_reported_from_cuda_python():
     pytest.importorskip("cuda.bindings.runtime", reason="cuda-python is not installed")
-    from rockedge.runtime.backends.cuda_rt import cudart, require_gpu
+    from rockedge.cuda_rt import cudart, require_gpu
 
     err, count = cudart().cudaGetDeviceCount()
     if err == cudart().cudaError_t.cudaSuccess and count > 0:
@@ -256,13 +253,12 @@ def test_no_gpu_is_reported_from_cuda_python():
 def test_plan_matches_onnx_runtime_on_a_gpu(trained_ckpt, tmp_path):  # pragma: no cover - needs a GPU
     import tensorrt as trt
 
+    from rockedge.cuda_rt import require_gpu
+    from rockedge.digest import sha256_file
+    from rockedge.engine.plan import BuildOptions, DeviceFacts, OnnxFacts, plan_build
     from rockedge.export.onnx import export_onnx
-    from rockedge.runtime.backends.cuda_rt import require_gpu
     from rockedge.runtime.backends.ort import OrtBackend
     from rockedge.runtime.backends.trt import TrtBackend
-    from rockedge.digest import sha256_file
-
-    from rockedge.engine.plan import BuildOptions, DeviceFacts, OnnxFacts, plan_build
 
     res = export_onnx(trained_ckpt(), tmp_path / "m.onnx")
     builder = trt.Builder(trt.Logger(trt.Logger.WARNING))

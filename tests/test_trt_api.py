@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from helpers import cli_runner
 
 from rockedge.cli import main
@@ -52,7 +51,7 @@ def names(version: str) -> dict:
 def fake_trt(tmp_path, monkeypatch):
     """``use(version, **scenario)`` makes ``import tensorrt`` / cuda-python the fakes for this version, here and in
     the engine build's child processes; returns the path of the fakes' event log."""
-    from rockedge.runtime.backends import cuda_rt
+    from rockedge import cuda_rt
 
     def use(version: str, **scenario) -> Path:
         sc = tmp_path / f"scenario-{version}.json"
@@ -211,7 +210,7 @@ def test_a_build_that_swallows_the_precision_is_kept_as_failed(fake_trt, onnx_mo
     fake_trt("10.3.0", ignore_precision_flags=True)
     out = tmp_path / "m.plan"
     code, _, err = export(onnx_models["fp32"], "--format", "engine", "--half", "--out", out)
-    assert code == 1 and "no layer of the engine runs in fp16" in (tmp_path / "m.parity.json").read_text()
+    assert code == 1 and "no layer of the engine runs in fp16" in (tmp_path / "m.failed.plan.parity.json").read_text()
     assert not out.exists() and (tmp_path / "m.failed.plan").is_file()
 
 
@@ -376,7 +375,7 @@ def test_a_machine_without_a_driver_is_one_line(fake_trt, onnx_models, tmp_path,
     code, _, err = export(onnx_models["fp32"], "--format", "engine", "--out", tmp_path / "m.plan")
     lines = [ln for ln in err.splitlines() if ln.strip()]
     assert code == 1 and len(lines) == 1 and fragment in lines[0] and "Traceback" not in err
-    from rockedge.runtime.backends.cuda_rt import require_gpu
+    from rockedge.cuda_rt import require_gpu
 
     with pytest.raises(BackendUnavailable, match=fragment):
         require_gpu()

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from rockedge.cli import main
 from rockedge.export.onnx import export_onnx
-from rockedge.export.parity import default_frames
+from rockedge.verify.compare import default_frames
 
 MNV3 = "deeplabv3_mobilenet_v3_large"
 

@@ -12,12 +12,8 @@ close to the hardware the model runs. Nothing here imports torch or onnx at modu
 from __future__ import annotations
 
 import datetime as _dt
-import json
-import os
 import platform
-import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,9 +21,29 @@ from typing import Any
 
 import numpy as np
 
+from rockedge.atomic import atomic_path
+from rockedge.child import child_main, run_child
 from rockedge.console import progress as console_progress
+from rockedge.data.datasets import open_dataset
 from rockedge.errors import RockedgeError
+from rockedge.flops import FLOPS_KEY
+from rockedge.onnx_proto import matmul_model
 from rockedge.precision import Precision
+from rockedge.probes import (
+    cpu_info,
+    cuda_gpu,
+    jetson,
+    module_version,
+    tensorrt_available,
+    torch_cuda,
+)
+from rockedge.runtime.backends.loader import BackendOptions, open_backend
+from rockedge.runtime.batching import collate
+from rockedge.runtime.modelfile import file_kind, open_model_file
+from rockedge.runtime.preprocess import prepare
+from rockedge.verify.accuracy import budget_class
+from rockedge.verify.compare import frames_with_source
+from rockedge.verify.evaluation import evaluate
 
 CEILING_N = {"fp32": 1024, "fp16": 1024, "int8": 1024}
 
@@ -84,10 +100,8 @@ class Row:
 
 def targets_for(model: Path) -> list[Target]:
     """Every backend configuration that can run ``model`` on this machine."""
-    from rockedge.probes import cuda_gpu, module_version, tensorrt_available, torch_cuda
-    from rockedge.runtime.backends.loader import model_format
 
-    kind = model_format(model).kind
+    kind = file_kind(model).name
     out: list[Target] = []
     if kind == "onnx" and module_version("onnxruntime"):
         import onnxruntime as ort
@@ -109,22 +123,17 @@ def targets_for(model: Path) -> list[Target]:
 
 
 def _open(t: Target, trust_plan_code: bool = False) -> Any:
-    from rockedge.runtime.backends.loader import BackendOptions, open_backend
-
     return open_backend(t.model, BackendOptions(backend=t.backend, providers=t.providers or None, device=t.device,
                                                 precision=Precision.parse(t.precision), trust_plan_code=trust_plan_code))
 
 
 def _flops(t: Target, backend: Any, size: tuple[int, int]) -> float | None:
     """FLOPs per image at ``size``: the export's count scaled by pixels, or counted on the checkpoint."""
-    from rockedge.export.flops import FLOPS_KEY
 
     model = Path(t.model)
     count, at = None, backend.spec.input_size
     if t.backend == "ort":
-        from rockedge.onnx_proto import read_metadata
-
-        count = float(read_metadata(model).get(FLOPS_KEY, 0)) or None
+        count = float(open_model_file(model).metadata.get(FLOPS_KEY, 0)) or None
     elif t.backend == "trt":
         count = float((getattr(backend, "manifest", None).build or {}).get("flops") or 0) or None  # type: ignore[union-attr]
     elif t.backend == "torch":
@@ -148,7 +157,6 @@ def _ceiling(t: Target, precision: str) -> float | None:
     if t.backend == "ort":
         import onnxruntime as ort
 
-        from rockedge.onnx_proto import matmul_model
 
         sess = ort.InferenceSession(matmul_model(n, precision), providers=list(t.providers))
         def run() -> None:
@@ -176,8 +184,6 @@ def _ceiling(t: Target, precision: str) -> float | None:
 
 def measure(req: dict[str, Any]) -> dict[str, Any]:
     """Measure one target (see the module docstring); returns the row as a dict."""
-    from rockedge.runtime.batching import collate
-    from rockedge.runtime.preprocess import prepare
 
     t = Target(**{**req["target"], "providers": tuple(req["target"]["providers"])})
     row = Row(t, size_mb=Path(t.model).stat().st_size / 1e6)
@@ -203,10 +209,6 @@ def measure(req: dict[str, Any]) -> dict[str, Any]:
             row.gflops_per_image = flops / 1e9
             row.achieved_gflops = flops * batch / (row.latency_ms["p50"] / 1e3) / 1e9
         if req.get("data"):
-            from rockedge.calibration.budget import budget_class
-            from rockedge.data.datasets import open_dataset
-            from rockedge.evaluation import evaluate
-
             ds = open_dataset(req["data"], "val")
             rep = evaluate(be, ds, batch=batch, size_hw=size).report(be.spec.classes)
             cls = budget_class(be.spec)
@@ -236,7 +238,6 @@ def peak_rss_mb() -> float:
 
 def _frames(data: str | None, size: tuple[int, int], n: int) -> list[np.ndarray]:
     """``n`` real frames (the dataset's val images, repeated if it has fewer) or generated rock scenes."""
-    from rockedge.export.parity import frames_with_source
 
     frames = frames_with_source(n, size, data, seed=0)[0]
     return (frames * n)[:n]
@@ -280,22 +281,16 @@ class Report:
 
 
 def machine_info() -> dict[str, Any]:
-    from rockedge.probes import cuda_gpu, jetson
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    """The machine a benchmark ran on: CPU model, cores and instruction-set extensions, GPU, Jetson, Python."""
+    cpu = cpu_info()
     gpu = cuda_gpu()
     j = jetson()
-    summary = f"{cpu}, {os.cpu_count()} cores" + (f"; {gpu.detail}" if gpu.ok else "; no GPU")
+    isa = ", ".join(cpu["isa"]) or "no SIMD extensions listed"
+    summary = f"{cpu['model']}, {cpu['cores']} cores ({isa})" + (f"; {gpu.detail}" if gpu.ok else "; no GPU")
     if j.ok:
         summary = j.detail + "; " + summary
-    return {"date": _dt.date.today().isoformat(), "host": platform.node(), "cpu": cpu, "cores": os.cpu_count(),
+    return {"date": _dt.date.today().isoformat(), "host": platform.node(), "cpu": cpu["model"], "cores": cpu["cores"],
+            "arch": cpu["arch"], "isa": cpu["isa"], "int8_dot_product": cpu["int8_dot_product"],
             "gpu": gpu.detail if gpu.ok else None, "jetson": j.value, "python": platform.python_version(),
             "summary": summary}
 
@@ -328,16 +323,10 @@ def run_benchmark(models: list[Path], *, data: str | None = None, imgsz: tuple[i
 
 
 def _child(req: dict[str, Any], t: Target) -> Row:
-    with tempfile.TemporaryDirectory(prefix="rockedge-bench-") as tmp:
-        path = Path(tmp) / "req.json"
-        path.write_text(json.dumps(req))
-        proc = subprocess.run([sys.executable, "-m", "rockedge.benchmark", str(path)], capture_output=True, text=True,
-                              stdin=subprocess.DEVNULL)
-        out = path.with_name("row.json")
-        if proc.returncode != 0 or not out.is_file():
-            lines = [ln for ln in (proc.stderr or "").splitlines() if ln.strip()]
-            return Row(t, error=lines[-1][:200] if lines else f"exit status {proc.returncode}")
-        d = json.loads(out.read_text())
+    child = run_child("rockedge.benchmark", req, what=f"benchmarking {Path(t.model).name}")
+    if not child.ok:
+        return Row(t, error=child.error("the benchmark process")[:200])
+    d = dict(child.result["row"])
     d.pop("ceiling_fraction", None)
     d["target"] = t
     d["size_hw"] = tuple(d["size_hw"])
@@ -353,7 +342,6 @@ def plot(report: Report, path: Path) -> Path | None:
         import matplotlib.pyplot as plt
     except ImportError:
         return None
-    from rockedge.atomic import atomic_path
 
     rows = [r for r in report.rows if not r.error]
     labels = [f"{Path(r.target.model).name}\n{r.target.label} {r.precision}" for r in rows]
@@ -383,10 +371,7 @@ def plot(report: Report, path: Path) -> Path | None:
 
 
 def main(argv: list[str]) -> int:
-    req_path = Path(argv[1])
-    row = measure(json.loads(req_path.read_text()))
-    req_path.with_name("row.json").write_text(json.dumps(row))
-    return 0
+    return child_main(argv, lambda request: {"row": measure(request)})
 
 
 if __name__ == "__main__":  # run by run_benchmark in a child process

@@ -1,20 +1,27 @@
 """The whole pipeline on its embedded default: CPU, ONNX Runtime, data it generates itself.
 
-Each step calls the Python API and prints the command a user would type for it, so the demo doubles
-as a worked example and its log reads top to bottom.
+Each step calls the Python API and says the command a user would type for it, so the demo doubles as a
+worked example and its log reads top to bottom. What it says goes to ``say(kind, text)`` (kind: step, command,
+text, done); the CLI prints it.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import click
-
 from rockedge.atomic import write_json
+from rockedge.benchmark import plot, run_benchmark
+from rockedge.calibration.int8 import export_int8
+from rockedge.data.synth import write_synth_dataset, write_synth_video
 from rockedge.errors import RockedgeError
+from rockedge.export.pipeline import export_and_verify
+from rockedge.runtime.run import run_model
 from rockedge.sizes import format_hw
+from rockedge.verify.evaluation import evaluate_model
+from rockedge.verify.parity import ParityBudget
 
 
 @dataclass(frozen=True)
@@ -43,27 +50,26 @@ def video_model_size(imgsz: tuple[int, int]) -> tuple[int, int]:
     return h, (h * 16 // 9 + 15) // 16 * 16
 
 
+Say = Callable[[str, str], None]
+
+
 class _Steps:
-    def __init__(self, total: int) -> None:
-        self.total, self.n = total, 0
+    def __init__(self, total: int, say: Say) -> None:
+        self.total, self.n, self.say = total, 0, say
 
     def __call__(self, text: str, command: str) -> None:
         self.n += 1
-        click.secho(f"\n[{self.n}/{self.total}] {text}", bold=True)
-        click.secho(f"$ rockedge {command}", fg="cyan")
+        self.say("step", f"[{self.n}/{self.total}] {text}")
+        self.say("command", f"$ rockedge {command}")
 
 
-def run_demo(cfg: DemoConfig) -> None:
-    from rockedge.data.synth import write_synth_dataset, write_synth_video
-    from rockedge.evaluation import evaluate_model
-    from rockedge.export.parity import ParityBudget
-    from rockedge.export.pipeline import export_and_verify
-    from rockedge.runtime.run import run_model
-    from rockedge.train.engine import TrainConfig, train
+def run_demo(cfg: DemoConfig, say: Say) -> None:
+    from rockedge.train.loop import TrainConfig, train
     from rockedge.train.transforms import AUGMENT_PRESETS
 
     t0 = time.monotonic()
-    step = _Steps(7)
+    step = _Steps(7, say)
+    echo = lambda text: say("text", text)  # noqa: E731
     out, data, run_dir = cfg.out, cfg.out / "data", cfg.out / "run"
     sz = format_hw(cfg.imgsz)
     crop = (min(cfg.crop[0], cfg.imgsz[0]), min(cfg.crop[1], cfg.imgsz[1]))
@@ -79,13 +85,14 @@ def run_demo(cfg: DemoConfig) -> None:
          f"--epochs {cfg.epochs} --max-minutes {cfg.max_minutes:g} --out {run_dir}")
     best = train(TrainConfig(data=str(data), out=str(run_dir), arch=cfg.arch, epochs=cfg.epochs, batch=cfg.batch,
                              imgsz=cfg.imgsz, crop=crop, lr=cfg.lr, seed=cfg.seed,
-                             augment=AUGMENT_PRESETS[cfg.augment], max_minutes=cfg.max_minutes, progress=progress))
+                             augment=AUGMENT_PRESETS[cfg.augment], max_minutes=cfg.max_minutes, progress=progress,
+                             log=echo))
 
     eval_json = run_dir / "best.eval.json"
     step("evaluating the best checkpoint on the held-out split", f"eval {best} --data {data} --json {eval_json}")
     evaluation, table = evaluate_model(best, data, progress=progress)
     write_json(eval_json, evaluation)
-    click.echo(table)
+    echo(table)
 
     onnx = out / "model.onnx"
     h, w = video_model_size(cfg.imgsz)
@@ -93,17 +100,16 @@ def run_demo(cfg: DemoConfig) -> None:
          f"export {best} --out {onnx} --imgsz {h}x{w} --data {data}")
     outcome = export_and_verify(best, onnx, data_dir=data, imgsz=(h, w), budget=ParityBudget.for_precision("fp32"),
                                 progress=progress)
-    click.echo(outcome.parity.table())
+    echo(outcome.parity.table())
     if not outcome.passed:
         raise RockedgeError(f"parity failed: {'; '.join(outcome.parity.failures)}")
 
     int8 = out / "model.int8.onnx"
     step("quantizing to INT8 (Q/DQ for TensorRT) within 1 point of rock IoU on the held-out images",
          f"export {onnx} --int8 --data {data} --max-drop 1")
-    from rockedge.calibration.int8 import export_int8
 
     q = export_int8(onnx, int8, data=data, max_drop=1.0, progress=progress)
-    click.echo(q.table)
+    echo(q.text)
     if not q.passed:
         raise RockedgeError(f"INT8 did not meet its budget; report in {q.report_path}")
 
@@ -113,27 +119,26 @@ def run_demo(cfg: DemoConfig) -> None:
          f"rockedge run --engine {onnx} {video} --out {overlay} --save-mask")
     write_synth_video(video, frames=cfg.video_frames, size_hw=(540, 960), fps=29.97, seed=cfg.seed, progress=progress)
     summary = run_model(onnx, video, out=overlay, save_mask=True, progress=progress)
-    click.echo(summary.table())
+    echo(summary.table())
     summary.raise_for_status()
 
     bench = out / "benchmark"
     step("benchmarking every model it made on this machine (speed, memory, accuracy, share of the ceiling)",
          f"benchmark {best} {onnx} {int8} --data {data} --out {bench}")
-    from rockedge.benchmark import plot, run_benchmark
 
     report = run_benchmark([best, onnx, int8], data=str(data), progress=progress)
     write_json(bench / "benchmark.json", report.to_dict())
     plot(report, bench / "benchmark.png")
-    click.echo(report.table())
+    echo(report.table())
 
-    click.secho(f"\ndone in {(time.monotonic() - t0) / 60:.1f} min", bold=True)
+    say("done", f"done in {(time.monotonic() - t0) / 60:.1f} min")
     iou = evaluation["iou"].get(report_fg(evaluation))
-    click.echo(f"  checkpoint : {best}  (held-out rock IoU {100 * (iou or 0):.1f} %, mIoU {100 * evaluation['miou']:.1f} %; "
+    echo(f"  checkpoint : {best}  (held-out rock IoU {100 * (iou or 0):.1f} %, mIoU {100 * evaluation['miou']:.1f} %; "
                f"curves {run_dir / 'results.png'})")
-    click.echo(f"  onnx model : {onnx}  (parity report {outcome.report_path})")
-    click.echo(f"  int8 model : {int8}  (budget and parity report {q.report_path})")
-    click.echo(f"  overlay    : {overlay}  ({summary.fps:.1f} frames/s; per-frame stats and summary beside it)")
-    click.echo(f"  benchmark  : {bench / 'benchmark.json'} and {bench / 'benchmark.png'}")
+    echo(f"  onnx model : {onnx}  (parity report {outcome.report_path})")
+    echo(f"  int8 model : {int8}  (budget and parity report {q.report_path})")
+    echo(f"  overlay    : {overlay}  ({summary.fps:.1f} frames/s; per-frame stats and summary beside it)")
+    echo(f"  benchmark  : {bench / 'benchmark.json'} and {bench / 'benchmark.png'}")
 
 
 def report_fg(report: dict) -> str:

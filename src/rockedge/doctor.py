@@ -35,8 +35,8 @@ from pathlib import Path
 from typing import Any
 
 from rockedge import probes
+from rockedge.cuda_rt import cuda_python_pin, cudart
 from rockedge.probes import FAIL, OK, WARN, Check
-from rockedge.runtime.backends.cuda_rt import cuda_python_pin, cudart
 
 MIN_BUILD_MEMORY = 2 * 2**30  # available memory + free swap below this: an engine build may be OOM-killed
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 DEVICE_PACKAGES = ("rockedge.runtime", "rockedge.engine")
 DEVICE_MODULES = (
     "rockedge.calibration.reader", "rockedge.calibration.cache", "rockedge.calibration.trt_calibrator",
-    "rockedge.onnx_proto", "rockedge.probes", "rockedge.console", "rockedge.export.parity",
+    "rockedge.onnx_proto", "rockedge.probes", "rockedge.console", "rockedge.verify.parity",
     "rockedge.export.pipeline", "rockedge.calibration.budget", "rockedge.plan_trust", "rockedge.doctor",
     "rockedge.benchmark", "rockedge.cli",
 )

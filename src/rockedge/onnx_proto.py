@@ -20,6 +20,7 @@ from pathlib import Path
 
 from rockedge.atomic import write_bytes
 from rockedge.errors import RockedgeError
+from rockedge.tensors import TensorInfo
 
 # ModelProto
 _OPSET_IMPORT, _PRODUCER, _GRAPH, _METADATA = 8, 2, 7, 14
@@ -32,13 +33,6 @@ ELEM_TYPES = {1: "float32", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "
               10: "float16", 11: "float64", 12: "uint32", 13: "uint64", 16: "bfloat16"}
 
 
-@dataclass(frozen=True)
-class OnnxTensor:
-    name: str
-    shape: tuple[int | None, ...]  # None: a symbolic or unknown dimension
-    dtype: str
-
-
 @dataclass
 class OnnxInfo:
     """What a device needs to know about an ONNX file."""
@@ -46,8 +40,8 @@ class OnnxInfo:
     metadata: dict[str, str] = field(default_factory=dict)
     opset: int = 0
     producer: str = ""
-    inputs: list[OnnxTensor] = field(default_factory=list)
-    outputs: list[OnnxTensor] = field(default_factory=list)
+    inputs: list[TensorInfo] = field(default_factory=list)
+    outputs: list[TensorInfo] = field(default_factory=list)
     op_types: set[str] = field(default_factory=set)  # of the main graph's nodes (Q/DQ means explicit INT8)
 
 
@@ -117,7 +111,7 @@ def _msg(v: int | memoryview) -> memoryview:
     return v
 
 
-def _value_info(v: int | memoryview) -> OnnxTensor:
+def _value_info(v: int | memoryview) -> TensorInfo:
     name, elem, dims = "", 0, []
     for num, _, x, _, _ in _fields(_msg(v)):
         if num == 1:
@@ -133,7 +127,7 @@ def _value_info(v: int | memoryview) -> OnnxTensor:
                         for dnum, _, dx, _, _ in _fields(_msg(kx)):
                             if dnum == 1:
                                 dims.append(_dim(dx))
-    return OnnxTensor(name, tuple(dims), ELEM_TYPES.get(elem, f"elem_type_{elem}"))
+    return TensorInfo(name, tuple(dims), ELEM_TYPES.get(elem, f"elem_type_{elem}"))
 
 
 def _dim(v: int | memoryview) -> int | None:

@@ -19,6 +19,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from rockedge.console import quiet_stderr
+from rockedge.cuda_rt import cudart, memory_info, require_gpu
+from rockedge.errors import RockedgeError
+
 OK, WARN, FAIL = "ok", "warn", "fail"
 
 
@@ -67,7 +71,6 @@ def writable_fourcc(suffix: str, fourcc: str, is_color: bool = True) -> bool:
     import cv2
     import numpy as np
 
-    from rockedge.console import quiet_stderr
 
     fd, tmp = tempfile.mkstemp(suffix=suffix)
     os.close(fd)
@@ -166,8 +169,6 @@ def tensorrt() -> Check:
 
 def cuda_gpu(device: int = 0) -> Check:
     """The GPU through cuda-python (what the TensorRT backend uses), or why there is none."""
-    from rockedge.errors import RockedgeError
-    from rockedge.runtime.backends.cuda_rt import cudart, memory_info, require_gpu
 
     try:
         cudart()
@@ -290,6 +291,36 @@ def meminfo(text: str | None = None) -> dict[str, int]:
         if fields and fields[0].isdigit():
             out[key.strip()] = int(fields[0]) * (1024 if len(fields) > 1 and fields[1] == "kB" else 1)
     return out
+
+
+# The CPU features that decide inference speed, by the names /proc/cpuinfo uses (x86 "flags", Arm "Features").
+# VNNI / AMX-INT8 / Arm's dot product (asimddp) are what int8 kernels need to beat float ones.
+ISA_FLAGS = {
+    "x86_64": (("avx2", "AVX2"), ("fma", "FMA"), ("avx512f", "AVX-512"), ("avx512_vnni", "AVX-512 VNNI"),
+               ("avx_vnni", "AVX-VNNI"), ("avx512_bf16", "AVX-512 BF16"), ("amx_int8", "AMX-INT8"),
+               ("amx_bf16", "AMX-BF16")),
+    "aarch64": (("asimd", "NEON"), ("asimddp", "dot product"), ("asimdhp", "FP16 arithmetic"), ("sve", "SVE"),
+                ("sve2", "SVE2"), ("i8mm", "int8 matmul"), ("bf16", "BF16")),
+}
+
+
+def cpu_info(text: str | None = None, machine: str | None = None) -> dict[str, Any]:
+    """The CPU model, core count and instruction-set extensions, from /proc/cpuinfo (``text`` for tests)."""
+    arch = machine or platform.machine()
+    raw = text if text is not None else (_read("/proc/cpuinfo") or "")
+    model = platform.processor() or arch
+    flags: set[str] = set()
+    for line in raw.splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip().lower()
+        if key in ("model name", "cpu model") and value.strip():
+            model = value.strip()
+        elif key in ("flags", "features"):
+            flags |= set(value.split())
+    known = ISA_FLAGS.get(arch, ISA_FLAGS["aarch64"] if arch.startswith("arm") else ())
+    isa = [label for flag, label in known if flag in flags]
+    return {"model": model, "arch": arch, "cores": os.cpu_count(), "isa": isa,
+            "int8_dot_product": any(f in flags for f in ("avx512_vnni", "avx_vnni", "amx_int8", "asimddp"))}
 
 
 def writable_dir(path: str | os.PathLike[str]) -> Check:

@@ -35,6 +35,13 @@ INPUT_FORMATS = ("float", "raw")
 # "logits": float (N, C, H, W). "mask": integer (N, H, W) class indices (ArgMax inside the graph).
 OUTPUT_FORMATS = ("logits", "mask")
 RESIZE_MODES = ("resize", "letterbox")
+# The tensors a rockedge export has: one input, one output named by its format. A "mask" output is ArgMax in the
+# graph cast to int32: ArgMax yields int64, which TensorRT before 10 cannot output and which doubles the copy off
+# the GPU; int32 is TensorRT's own index type (its TopK, which implements ArgMax, returns int32), so the Cast is free
+# there; uint8 would be smaller still but TensorRT < 9 allows uint8 only as a network *input*.
+INPUT_NAME = "images"
+OUTPUT_NAMES = {"logits": "logits", "mask": "mask"}
+MASK_DTYPE = "int32"
 
 
 def _rgb(c: Any) -> tuple[int, int, int]:

@@ -1,5 +1,7 @@
-"""Precision reduction: FP16 conversion and INT8 calibration (QDQ ONNX, TensorRT calibrator caches).
+"""Precision reduction: FP16 and Q/DQ INT8 ONNX models held to a budget, and TensorRT's INT8 calibration.
 
-Planned: calibration data readers are any iterable of ``{input_name: ndarray}`` built from
-:mod:`rockedge.data` datasets, so ONNX Runtime quantization and TensorRT calibrators share one source.
+Workstation side (onnx, ONNX Runtime's quantizer): :mod:`.fp16`, :mod:`.int8` with its accuracy-budget loop
+(:mod:`.budget`) and Q/DQ graph (:mod:`.qdq`), and what both start from (:mod:`.inputs`). Device side (no torch,
+no onnx): the one calibration-frame reader (:mod:`.reader`, which feeds ONNX Runtime and TensorRT alike),
+TensorRT's calibrator (:mod:`.trt_calibrator`) and its cache (:mod:`.cache`).
 """

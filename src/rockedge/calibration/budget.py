@@ -13,54 +13,17 @@ from __future__ import annotations
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from rockedge.calibration.qdq import QdqGraph, quantize
 from rockedge.console import progress as console_progress
 from rockedge.errors import RockedgeError
-from rockedge.evaluation import evaluate
-from rockedge.runtime.backends.base import Backend
-from rockedge.spec import ModelSpec
-
-
-def budget_class(spec: ModelSpec) -> str:
-    """The class the budget watches: the rock (second) class of a two-class model, else "mIoU"."""
-    return spec.classes[1] if spec.num_classes == 2 else "mIoU"
-
-
-@dataclass
-class Scores:
-    iou: float  # of the budget class (or mIoU)
-    miou: float
-    ms_per_image: float  # mean inference time at batch 1 on this machine (ONNX Runtime CPU)
-
-    def to_dict(self) -> dict[str, float]:
-        return {k: round(v, 6) for k, v in asdict(self).items()}
-
-
-def score(backend: Backend, dataset: Any, cls: str) -> Scores:
-    """Evaluate ``backend`` on ``dataset``; time each image's inference."""
-    times: list[float] = []
-    cm = evaluate(backend, dataset, batch=1, timings=times)
-    rep = cm.report(backend.spec.classes)
-    iou = rep["miou"] if cls == "mIoU" else rep["iou"].get(cls)
-    if iou is None or not np.isfinite(iou):
-        raise RockedgeError(f"the held-out set has no {cls!r} pixels to measure the budget on; use a set that has them")
-    return Scores(float(iou), float(rep["miou"]), 1e3 * float(np.median(times[1:] or times)))
-
-
-def accuracy_drop(reference: Backend, candidate: Backend, data_dir: Any) -> dict[str, Any]:
-    """Budget-class IoU of both models on the val split of ``data_dir`` and the drop in points."""
-    from rockedge.data.datasets import open_dataset
-
-    ds = open_dataset(data_dir, "val")
-    cls = budget_class(reference.spec)
-    a, b = score(reference, ds, cls), score(candidate, ds, cls)
-    return {"class": cls, "reference": a.to_dict(), "candidate": b.to_dict(), "drop_points": 100 * (a.iou - b.iou),
-            "images": len(ds)}
+from rockedge.runtime.backends.ort import OrtBackend, _ort
+from rockedge.verify.accuracy import Scores, budget_class, score
 
 
 @dataclass
@@ -130,8 +93,6 @@ def sensitivity(fp32: Any, graph: Any, feeds: Sequence[dict[str, np.ndarray]]) -
 
 
 def _run(model: Any, feeds: Sequence[dict[str, np.ndarray]]) -> list[np.ndarray]:
-    from rockedge.runtime.backends.ort import _ort
-
     ort = _ort()
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
@@ -149,8 +110,6 @@ def fit_budget(calibration: Any, dataset: Any, *, max_drop: float, max_fp32: int
     record."""
     import onnx
 
-    from rockedge.calibration.qdq import QdqGraph, quantize
-    from rockedge.runtime.backends.ort import OrtBackend
 
     if max_drop < 0:
         raise RockedgeError(f"--max-drop must be >= 0 points, got {max_drop}")

@@ -25,6 +25,7 @@ from typing import Any
 from rockedge.atomic import write_bytes, write_json
 from rockedge.console import note
 from rockedge.errors import RockedgeError
+from rockedge.runtime.manifest import parse_version
 
 HEADER_RE = re.compile(r"^TRT-(\d+)-([A-Za-z0-9]+)$")
 ENTROPY2 = "EntropyCalibration2"
@@ -76,7 +77,6 @@ def parse_table(data: bytes, where: str = "calibration cache") -> CalibrationTab
 
 def version_code(trt_version: str) -> str:
     """The code TensorRT writes into the header for a version: '8.6.1.6' -> '8601', '10.3.0' -> '100300'."""
-    from rockedge.runtime.manifest import parse_version
 
     v = parse_version(trt_version) + (0, 0, 0)
     major, minor, patch = v[:3]

@@ -15,11 +15,16 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from rockedge.atomic import atomic_path, ensure_writable_dir, write_json
-from rockedge.calibration.int8 import PrecisionOutcome, precision_path, read_fp32, report_path_for
+from rockedge.atomic import ensure_writable_dir, write_json
+from rockedge.calibration.inputs import precision_path, read_fp32
 from rockedge.deps import require
 from rockedge.digest import sha256_file
+from rockedge.export.onnx import stamp
 from rockedge.precision import Precision
+from rockedge.runtime.backends.ort import OrtBackend
+from rockedge.steps import Step, report_path, stage
+from rockedge.verify.compare import verify_backends
+from rockedge.verify.parity import ParityBudget
 
 
 def to_fp16(model: Any) -> Any:
@@ -59,17 +64,11 @@ def _float32_outputs(model: Any) -> None:
 
 
 def export_fp16(fp32: str | os.PathLike[str], out: str | os.PathLike[str] | None = None, *,
-                data: str | os.PathLike[str] | None = None, n: int = 8, seed: int = 0) -> PrecisionOutcome:
+                data: str | os.PathLike[str] | None = None, n: int = 8, seed: int = 0) -> Step:
     """Convert a rockedge FP32 ONNX to ``<stem>.fp16.onnx`` and check it against the FP32 model (fp16 budget)."""
-    import onnx
-
-    from rockedge.export.onnx import stamp
-    from rockedge.export.parity import ParityBudget
-    from rockedge.export.pipeline import verify_backends
-    from rockedge.runtime.backends.ort import OrtBackend
-
+    onnx = require("onnx", "FP16 conversion")
     fp32 = Path(fp32)
-    spec, meta, _ = read_fp32(fp32)
+    spec, _ = read_fp32(fp32)
     target = precision_path(fp32, Precision.FP16, Path(out) if out else None)
     ensure_writable_dir(target.parent if str(target.parent) else Path("."))
     half = to_fp16(onnx.load(str(fp32)))
@@ -78,24 +77,19 @@ def export_fp16(fp32: str | os.PathLike[str], out: str | os.PathLike[str] | None
                 "keep_io_types": True, "fp32_ops": "onnxconverter-common's default block list (Resize, ...)"}
     stamp(half, spec, settings, source_sha256=sha256_file(fp32), precision=Precision.FP16)
     data_dir = None if data is None or os.fspath(data) == "synth" else data
-    staging = target.with_name(target.stem + ".checking.onnx")
-    with atomic_path(staging) as tmp:
-        onnx.save(half, str(tmp))
-    try:
-        with OrtBackend(fp32, providers=["cpu"]) as ref, OrtBackend(staging, providers=["cpu"]) as cand:
+    with stage(target) as st:  # a unique hidden name: two exports at once never touch each other's file
+        onnx.save(half, str(st.path))
+        with OrtBackend(fp32, providers=["cpu"]) as ref, OrtBackend(st.path, providers=["cpu"]) as cand:
             parity = verify_backends(ref, cand, data_dir=data_dir, n=n, seed=seed,
                                      budget=ParityBudget.for_precision(Precision.FP16))
-        final = target if parity.passed else target.with_name(target.stem + ".failed.onnx")
-        os.replace(staging, final)
-        parity.candidate["model"] = str(final)
-    finally:
-        staging.unlink(missing_ok=True)
+        final = st.keep(parity.passed)
+    parity.candidate["model"] = str(final)
     report = {"model": str(final), "precision": "fp16", "parity": parity.to_dict(), "settings": settings,
               "size_bytes": final.stat().st_size, "fp32_size_bytes": fp32.stat().st_size, "note": CPU_NOTE}
-    rpath = write_json(report_path_for(target), report)
+    rpath = write_json(report_path(final), report)
     size = f"size {fp32.stat().st_size / 1e6:.1f} MB -> {final.stat().st_size / 1e6:.1f} MB\n"
-    return PrecisionOutcome(final, rpath, parity.passed, report,
-                            f"fp16 -> {final}\n  {size}  note: {CPU_NOTE}\n" + parity.table())
+    return Step("fp16", final, parity.passed, rpath, f"fp16 -> {final}\n  {size}  note: {CPU_NOTE}\n" + parity.table(),
+                report)
 
 
 # What an FP16 parity run on ONNX Runtime's CPU provider does and does not show (measured with onnxruntime 1.32).

@@ -26,9 +26,13 @@ from typing import Any
 
 import numpy as np
 
+from rockedge.data.datasets import open_dataset
+from rockedge.data.synth import render_scene
 from rockedge.errors import RockedgeError
+from rockedge.media import IMAGE_SUFFIXES
 from rockedge.runtime.batching import collate
 from rockedge.runtime.preprocess import fit, prepare
+from rockedge.runtime.sources import ImageSource, open_source
 from rockedge.spec import ModelSpec
 
 SYNTH = "synth"
@@ -89,7 +93,7 @@ def load_calibration_set(source: str | os.PathLike[str] | None, spec: ModelSpec,
         path = Path(text)
         if path.is_dir() and _is_dataset(path):
             frames, desc, details = _dataset(path, n)
-        elif path.is_file() and path.suffix.lower() not in _image_suffixes():
+        elif path.is_file() and path.suffix.lower() not in IMAGE_SUFFIXES:
             frames, desc, details = _video(text, n)
         else:
             frames, desc, details = _images(text, n)
@@ -99,15 +103,7 @@ def load_calibration_set(source: str | os.PathLike[str] | None, spec: ModelSpec,
     return CalibrationSet(spec, size, fitted, desc, details)  # type: ignore[arg-type]
 
 
-def _image_suffixes() -> tuple[str, ...]:
-    from rockedge.runtime.sources import IMAGE_SUFFIXES
-
-    return IMAGE_SUFFIXES
-
-
 def _synth(n: int, size: tuple[int, int], seed: int) -> tuple[list[np.ndarray], str, dict[str, Any]]:
-    from rockedge.data.synth import render_scene
-
     frames = [render_scene(np.random.default_rng([seed, 0xCA1, i]), size)[0] for i in range(n)]
     return frames, f"{SYNTH} ({n} generated rock scenes, seed {seed})", {"kind": "synth", "seed": seed}
 
@@ -117,8 +113,6 @@ def _is_dataset(path: Path) -> bool:
 
 
 def _dataset(path: Path, n: int) -> tuple[list[np.ndarray], str, dict[str, Any]]:
-    from rockedge.data.datasets import open_dataset
-
     try:
         ds = open_dataset(path, "train")
     except RockedgeError:
@@ -154,8 +148,6 @@ def class_balanced(ds: Any, n: int) -> list[int]:
 
 
 def _images(text: str, n: int) -> tuple[list[np.ndarray], str, dict[str, Any]]:
-    from rockedge.runtime.sources import ImageSource, open_source
-
     src = open_source(text)
     if not isinstance(src, ImageSource):
         raise RockedgeError(f"calibration source {text}: expected images, a dataset, a video or 'synth'")
@@ -168,8 +160,6 @@ def _images(text: str, n: int) -> tuple[list[np.ndarray], str, dict[str, Any]]:
 
 
 def _video(text: str, n: int) -> tuple[list[np.ndarray], str, dict[str, Any]]:
-    from rockedge.runtime.sources import open_source
-
     with open_source(text) as src:
         total = src.frame_count or n
         step = max(1, total // n)

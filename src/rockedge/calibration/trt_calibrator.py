@@ -17,7 +17,9 @@ import numpy as np
 
 from rockedge.calibration.cache import ENTROPY2, CacheFile, cache_identity
 from rockedge.calibration.reader import CalibrationSet
+from rockedge.cuda_rt import Stream
 from rockedge.errors import RockedgeError
+from rockedge.runtime.backends.trt import import_tensorrt
 
 
 class BatchFeeder:
@@ -68,8 +70,6 @@ def calibrator_base(trt: Any) -> Any:
 def make_calibrator(calibration: CalibrationSet, *, batch: int, cache: CacheFile | None, onnx_sha256: str) -> Any:
     """An ``IInt8EntropyCalibrator2`` that reads frames from ``calibration`` (cuda-python device memory) and reuses
     ``cache`` only when it was computed from the same calibration set, network and TensorRT version."""
-    from rockedge.runtime.backends.cuda_rt import Stream
-    from rockedge.runtime.backends.trt import import_tensorrt
 
     trt = import_tensorrt()
     calibrator_base(trt)

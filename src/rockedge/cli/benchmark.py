@@ -14,6 +14,7 @@ from rockedge.cli.options import (
     json_option,
     out_option,
     quiet_option,
+    stdout_is_json,
     trust_plan_code_option,
 )
 
@@ -50,7 +51,7 @@ def benchmark_cmd(models: tuple[Path, ...], data: Path | None, imgsz: tuple[int,
     png = plot(report, out / "benchmark.png")
     emit_report(report.table(), report.to_dict(), json_path)
     click.echo(f"written {out / 'benchmark.json'}" + (f" and {png}" if png else " (no matplotlib: no chart)"),
-               err=json_path is not None and str(json_path) == "-")
+               err=stdout_is_json(json_path))
 
 
 COMMANDS = [benchmark_cmd]

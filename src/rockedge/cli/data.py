@@ -10,7 +10,15 @@ from pathlib import Path
 
 import click
 
-from rockedge.cli.options import IMGSZ, RESOLUTION, emit_report, json_option, out_option, quiet_option, seed_option
+from rockedge.cli.options import (
+    IMGSZ,
+    RESOLUTION,
+    emit_report,
+    json_option,
+    out_option,
+    quiet_option,
+    seed_option,
+)
 
 
 @click.group("data")

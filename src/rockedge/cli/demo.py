@@ -6,7 +6,14 @@ from pathlib import Path
 
 import click
 
-from rockedge.cli.options import IMGSZ, batch_option, imgsz_option, out_option, quiet_option, seed_option
+from rockedge.cli.options import (
+    IMGSZ,
+    batch_option,
+    imgsz_option,
+    out_option,
+    quiet_option,
+    seed_option,
+)
 from rockedge.spec import ARCHITECTURES
 
 
@@ -36,8 +43,18 @@ def demo_cmd(out: Path, arch: str, n_scenes: int, imgsz: tuple[int, int], crop: 
     """
     from rockedge.demo import DemoConfig, run_demo
 
+    def say(kind: str, text: str) -> None:
+        if kind == "step":
+            click.secho(f"\n{text}", bold=True)
+        elif kind == "command":
+            click.secho(text, fg="cyan")
+        elif kind == "done":
+            click.secho(f"\n{text}", bold=True)
+        else:
+            click.echo(text)
+
     run_demo(DemoConfig(out=out, arch=arch, n_scenes=n_scenes, imgsz=imgsz, crop=crop, epochs=epochs, max_minutes=max_minutes,
-                        batch=batch, video_frames=video_frames, seed=seed, quiet=quiet))
+                        batch=batch, video_frames=video_frames, seed=seed, quiet=quiet), say)
 
 
 COMMANDS = [demo_cmd]

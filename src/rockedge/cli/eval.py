@@ -8,8 +8,8 @@ from typing import Any
 import click
 
 from rockedge.cli.options import (
-    backend_opts,
     backend_options,
+    backend_opts,
     batch_option,
     data_option,
     emit_report,
@@ -42,7 +42,7 @@ def eval_cmd(model: Path, data: Path, split: str, batch: int, imgsz: tuple[int, 
     TensorRT engine can be compared directly. A model without class names of its own (a plain
     state_dict) takes the dataset's.
     """
-    from rockedge.evaluation import evaluate_model
+    from rockedge.verify.evaluation import evaluate_model
 
     flags = spec_flags(kw, imgsz)
     report, table = evaluate_model(model, data, split=split, batch=batch, imgsz=imgsz,

@@ -14,6 +14,7 @@ from rockedge.cli.options import (
     budget_options,
     data_option,
     emit_report,
+    given_options,
     imgsz_option,
     json_option,
     model_argument,
@@ -22,6 +23,7 @@ from rockedge.cli.options import (
     seed_option,
     trust_pickle_option,
 )
+from rockedge.console import warn
 from rockedge.errors import RockedgeError
 from rockedge.spec import INPUT_FORMATS, OUTPUT_FORMATS
 
@@ -109,9 +111,9 @@ def export_cmd(model: Path, fmt: str, out: Path | None, half: bool, int8: bool, 
     report, and the command exits 1.
     """
     from rockedge.engine.plan import BuildOptions, parse_shape
-    from rockedge.export.job import ExportRequest, export_model
-    from rockedge.export.parity import ParityBudget
+    from rockedge.jobs.export import ExportRequest, export_model
     from rockedge.precision import Precision
+    from rockedge.verify.parity import ParityBudget
 
     if half and int8:
         raise RockedgeError("--half and --int8 are two precisions; choose one")
@@ -130,14 +132,15 @@ def export_cmd(model: Path, fmt: str, out: Path | None, half: bool, int8: bool, 
         max_fp32=max_fp32,
         budget=ParityBudget.for_precision(preset or "fp32", **overrides), n=n, seed=seed, progress=not quiet,
         engine_options=engine, timing_cache=timing_cache, calib_cache=calib_cache,
-        serving_options={"max_batch": max_batch, "instances": instances},
+        serving_options={"max_batch": max_batch, "instances": instances}, given=given_options(),
     )
     steps = export_model(req)
-    text = "\n\n".join(s.text for s in steps)
-    emit_report(text, {s.kind: {"path": str(s.path), "passed": s.passed, **s.report} for s in steps}, json_path)
     for s in steps:
-        if s.report_path is not None:
-            click.echo(f"{s.kind} report: {s.report_path}")
+        for text in s.warnings:
+            warn(text)
+    text = "\n\n".join(s.text for s in steps)
+    text += "".join(f"\n{s.kind} report: {s.report_path}" for s in steps if s.report_path is not None)
+    emit_report(text, {s.kind: {"path": str(s.path), "passed": s.passed, **s.report} for s in steps}, json_path)
     failed = [s for s in steps if not s.passed]
     if failed:
         s = failed[0]

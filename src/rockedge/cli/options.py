@@ -21,8 +21,6 @@ The rules:
 from __future__ import annotations
 
 import functools
-import json
-import sys
 from pathlib import Path
 from typing import Any, Callable
 
@@ -368,7 +366,7 @@ def emit_report(table: str, report: Any, json_path: Path | None, *, default_path
     to stdout and moves the table to stderr."""
     from rockedge.atomic import to_json, write_json
 
-    if json_path is not None and str(json_path) == "-":
+    if stdout_is_json(json_path):
         click.echo(table, err=True)
         click.echo(to_json(report))
         return
@@ -380,8 +378,12 @@ def emit_report(table: str, report: Any, json_path: Path | None, *, default_path
 
 
 def stdout_is_json(json_path: Path | None) -> bool:
+    """``--json -``: stdout carries the JSON report and nothing else; everything said goes to stderr."""
     return json_path is not None and str(json_path) == "-"
 
 
-def echo_json(obj: Any) -> None:
-    click.echo(json.dumps(obj, indent=2, default=str), file=sys.stdout)
+def given_options() -> frozenset[str]:
+    """The names of the options the user set on the command line running now (not defaults)."""
+    ctx = click.get_current_context()
+    return frozenset(name for name in ctx.params
+                     if ctx.get_parameter_source(name) not in (None, click.core.ParameterSource.DEFAULT))

@@ -8,8 +8,8 @@ from typing import Any
 import click
 
 from rockedge.cli.options import (
-    backend_opts,
     backend_options,
+    backend_opts,
     batch_option,
     imgsz_option,
     json_option,

@@ -34,10 +34,10 @@ def show_cmd(model: Path, json_path: Path | None, trust_pickle: bool) -> None:
 
     Needs neither torch nor onnx for .onnx and .plan files.
     """
-    from rockedge.runtime.spec_files import read_spec
+    from rockedge.runtime.modelfile import open_model_file
 
-    rec = read_spec(model, trust_pickle=trust_pickle)
-    lines = [f"{model}: spec from {rec.source}, precision {rec.precision.value}"]
+    rec = open_model_file(model, trust_pickle=trust_pickle)
+    lines = [f"{model}: spec from {rec.spec_source}, precision {rec.precision.value}"]
     if rec.spec is None:
         lines.append("  no rockedge spec: describe it with --classes on each command, or once with "
                      f"`rockedge spec write {model.name} --classes ...`")
@@ -47,10 +47,11 @@ def show_cmd(model: Path, json_path: Path | None, trust_pickle: bool) -> None:
                   f"  palette       {'; '.join(','.join(map(str, c)) for c in s.palette)}",
                   f"  input         {s.input_format} {s.input_layout} {s.input_size[0]}x{s.input_size[1]}",
                   f"  output        {s.output_format}", f"  mean / std    {list(s.mean)} / {list(s.std)}"]
-    for k, v in (rec.details or {}).items():
+    details = rec.details()
+    for k, v in details.items():
         lines.append(f"  {k:<13} {v}")
-    emit_report("\n".join(lines), {"model": str(model), "source": rec.source, "precision": rec.precision.value,
-                                   "spec": rec.spec.to_dict() if rec.spec else None, **(rec.details or {})}, json_path)
+    emit_report("\n".join(lines), {"model": str(model), "source": rec.spec_source, "precision": rec.precision.value,
+                                   "spec": rec.spec.to_dict() if rec.spec else None, **details}, json_path)
 
 
 @spec_group.command("write")
@@ -79,14 +80,14 @@ def write_cmd(model: Path, source_onnx: Path | None, imgsz: tuple[int, int] | No
     """
     from rockedge.errors import RockedgeError
     from rockedge.precision import Precision
-    from rockedge.runtime.backends.loader import model_format
+    from rockedge.runtime.modelfile import file_kind
     from rockedge.runtime.spec_files import write_onnx_spec, write_plan_manifest
 
     if not model.is_file():
         raise RockedgeError(f"model not found: {model}")
     flags = spec_flags(kw, imgsz)
     prec = Precision.parse(precision) if precision else None
-    kind = model_format(model).kind
+    kind = file_kind(model).name
     if kind == "onnx":
         if source_onnx is not None:
             raise RockedgeError("--from is for plans; an ONNX file is its own source")

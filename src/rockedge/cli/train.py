@@ -6,7 +6,15 @@ from pathlib import Path
 
 import click
 
-from rockedge.cli.options import IMGSZ, batch_option, data_option, imgsz_option, out_option, quiet_option, seed_option
+from rockedge.cli.options import (
+    IMGSZ,
+    batch_option,
+    data_option,
+    imgsz_option,
+    out_option,
+    quiet_option,
+    seed_option,
+)
 from rockedge.spec import ARCHITECTURES
 
 
@@ -44,12 +52,12 @@ def train_cmd(data: Path, arch: str, epochs: int, batch: int, imgsz: tuple[int, 
     A non-finite loss stops the run and keeps the last good checkpoint. For several GPUs launch through
     torchrun, e.g. `torchrun --nproc_per_node 2 -m rockedge train --data DIR ...`.
     """
-    from rockedge.train.engine import TrainConfig, train
+    from rockedge.train.loop import TrainConfig, train
     from rockedge.train.transforms import AUGMENT_PRESETS
 
     cfg = TrainConfig(
         data=str(data), out=str(out), arch=arch, epochs=epochs, batch=batch, imgsz=imgsz, crop=crop, lr=lr,
-        augment=AUGMENT_PRESETS[augment],
+        augment=AUGMENT_PRESETS[augment], log=click.echo,
         workers=workers, seed=seed, device=device, amp=amp, pretrained=pretrained,
         backbone_weights=str(backbone_weights) if backbone_weights else None, resume=resume, max_minutes=max_minutes,
         progress=not quiet,

@@ -8,8 +8,8 @@ from typing import Any
 import click
 
 from rockedge.cli.options import (
-    backend_opts,
     backend_options,
+    backend_opts,
     batch_option,
     budget_args,
     budget_options,
@@ -47,8 +47,8 @@ def verify_cmd(model: Path, reference: Path, imgsz: tuple[int, int] | None, batc
     --device apply to MODEL; the spec options describe either model when it has no spec of its own.
     Exit code 0 when within budget, 1 when not (or on error).
     """
-    from rockedge.export.pipeline import verify_models
     from rockedge.runtime.backends.loader import BackendOptions
+    from rockedge.verify.compare import verify_models
 
     flags = spec_flags(kw, imgsz)
     options = backend_opts(kw, trust_pickle=trust_pickle, flags=flags)

@@ -27,9 +27,9 @@ import numpy as np
 
 from rockedge.data.labelmap import LabelMap, colors_to_index, read_labelmap
 from rockedge.errors import RockedgeError
+from rockedge.media import IMAGE_SUFFIXES
 from rockedge.spec import IGNORE_INDEX
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 SPLITS = ("train", "val", "all")
 HOLDOUT_FRACTION = 0.2
 
@@ -131,8 +131,8 @@ def _holdout(samples: list[tuple[Path, Path]], split: str) -> list[tuple[Path, P
 
 def _voc_samples(root: Path, split: str) -> list[tuple[Path, Path]]:
     sets = root / "ImageSets" / "Segmentation"
-    images = _index_by_stem(root / "JPEGImages", IMAGE_EXTENSIONS)
-    masks = _index_by_stem(root / "SegmentationClass", IMAGE_EXTENSIONS)
+    images = _index_by_stem(root / "JPEGImages", IMAGE_SUFFIXES)
+    masks = _index_by_stem(root / "SegmentationClass", IMAGE_SUFFIXES)
 
     def pair(ids: list[str], listed_in: Path | None) -> list[tuple[Path, Path]]:
         out = []
@@ -173,8 +173,8 @@ def _split_folder_samples(root: Path, split: str) -> list[tuple[Path, Path]]:
 def _pair_folder(images_dir: Path, masks_dir: Path) -> list[tuple[Path, Path]]:
     if not masks_dir.is_dir():
         raise RockedgeError(f"{images_dir} has no sibling masks folder {masks_dir}")
-    images = _index_by_stem(images_dir, IMAGE_EXTENSIONS)
-    masks = _index_by_stem(masks_dir, IMAGE_EXTENSIONS)
+    images = _index_by_stem(images_dir, IMAGE_SUFFIXES)
+    masks = _index_by_stem(masks_dir, IMAGE_SUFFIXES)
     out = []
     for stem, img in images.items():
         msk = masks.get(stem)

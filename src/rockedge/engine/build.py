@@ -10,47 +10,44 @@ budget is kept as ``<stem>.failed.plan``, never at the target. Nothing here impo
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import signal
-import subprocess
-import sys
-import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rockedge.atomic import ensure_writable_dir, temp_beside, write_json
+from rockedge.atomic import ensure_writable_dir, write_json
+from rockedge.child import run_child
 from rockedge.console import note, warn
 from rockedge.digest import sha256_file
-from rockedge.export.flops import FLOPS_KEY
-from rockedge.engine.plan import BuildOptions, BuildPlan, DeviceFacts, OnnxFacts, failure_advice, plan_build
+from rockedge.engine.plan import (
+    BuildOptions,
+    BuildPlan,
+    DeviceFacts,
+    OnnxFacts,
+    failure_advice,
+    plan_build,
+)
 from rockedge.errors import BackendUnavailable, RockedgeError
-from rockedge.onnx_proto import read_info
+from rockedge.flops import FLOPS_KEY
 from rockedge.plan_trust import record_built
 from rockedge.precision import Precision
+from rockedge.probes import jetson, meminfo, module_version
+from rockedge.runtime.backends.ort import OrtBackend
+from rockedge.runtime.backends.trt import TrtBackend
 from rockedge.runtime.manifest import EngineManifest, write_manifest
-from rockedge.spec import METADATA_KEY, PRECISION_KEY, ModelSpec
-
-QDQ_OPS = {"QuantizeLinear", "DequantizeLinear"}
-
-
-@dataclass
-class EngineOutcome:
-    plan: Path
-    manifest: Path | None
-    report: Path
-    passed: bool
-    verification: dict[str, Any] = field(default_factory=dict)
-    build: dict[str, Any] = field(default_factory=dict)
+from rockedge.runtime.modelfile import ENGINE_SUFFIXES, open_model_file
+from rockedge.spec import ModelSpec
+from rockedge.steps import Step, stage
+from rockedge.verify.accuracy import accuracy_drop
+from rockedge.verify.compare import verify_backends
+from rockedge.verify.parity import ParityBudget
 
 
 def engine_path(onnx: Path, precision: Precision, out: Path | None) -> Path:
     """``--out``, else the ONNX's name with .plan (and the precision, when the ONNX itself is FP32)."""
     if out is not None:
-        if out.suffix.lower() not in (".plan", ".engine", ".trt"):
-            raise RockedgeError(f"an engine path must end in .plan or .engine, got {out.name}")
+        if out.suffix.lower() not in ENGINE_SUFFIXES:
+            raise RockedgeError(f"an engine path must end in {', '.join(ENGINE_SUFFIXES)}, got {out.name}")
         return out
     tag = "" if precision is Precision.FP32 or precision.value in onnx.stem.split(".") else f".{precision.value}"
     return onnx.with_name(f"{onnx.stem}{tag}.plan")
@@ -58,17 +55,11 @@ def engine_path(onnx: Path, precision: Precision, out: Path | None) -> Path:
 
 def onnx_facts(onnx: Path) -> tuple[OnnxFacts, ModelSpec]:
     """The input, precision and Q/DQ-ness of a rockedge ONNX, and its spec."""
-    info = read_info(onnx)
-    flops = int(info.metadata.get(FLOPS_KEY, 0) or 0)
-    if METADATA_KEY not in info.metadata:
-        raise RockedgeError(f"{onnx} carries no rockedge model spec: export it with rockedge, or write one first "
-                            f"(rockedge spec write {onnx.name} --classes ...)")
-    spec = ModelSpec.from_json(info.metadata[METADATA_KEY])
-    if len(info.inputs) != 1:
-        raise RockedgeError(f"{onnx} has {len(info.inputs)} inputs; rockedge builds models with one image input")
-    inp = info.inputs[0]
-    precision = Precision.parse(info.metadata.get(PRECISION_KEY, "fp32"))
-    return OnnxFacts(inp.name, inp.shape, precision, bool(info.op_types & QDQ_OPS), info.opset, flops), spec
+    mf = open_model_file(onnx)
+    spec = mf.require_spec("an engine build needs its classes and preprocessing")
+    inp = mf.single_input()
+    flops = int(mf.metadata.get(FLOPS_KEY, 0) or 0)
+    return OnnxFacts(inp.name, inp.shape, mf.precision, mf.has_qdq, mf.opset, flops), spec
 
 
 def device_facts(*, command: list[str] | None = None) -> tuple[str, DeviceFacts, dict[str, Any]]:
@@ -76,8 +67,6 @@ def device_facts(*, command: list[str] | None = None) -> tuple[str, DeviceFacts,
 
     TensorRT and CUDA are asked in a child process (:func:`rockedge.engine.worker.probe`): the parent never
     creates a CUDA context or a Builder, whose memory the build child needs on a Jetson."""
-    from rockedge.probes import jetson, meminfo
-
     facts = run_worker({"probe": True}, command=command)
     j = jetson()
     total = int(facts.get("total_memory") or 0)
@@ -103,42 +92,30 @@ def run_worker(request: dict[str, Any], *, command: list[str] | None = None,
 
     ``command`` replaces ``python -m rockedge.engine.worker`` (the tests use children that kill themselves or run
     against a fake TensorRT)."""
-    from rockedge.engine.worker import result_path
-
     limit = BUILD_TIMEOUT_S if timeout is None else timeout
-    with tempfile.TemporaryDirectory(prefix="rockedge-build-") as tmp:
-        req = Path(tmp) / "request.json"
-        req.write_text(json.dumps(request))
-        cmd = (command or [sys.executable, "-m", "rockedge.engine.worker"]) + [str(req)]
-        try:
-            proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, errors="replace",
-                                  timeout=limit)
-        except subprocess.TimeoutExpired:
-            raise RockedgeError(f"the engine build did not finish in {limit:.0f} s and was stopped (set "
-                                "ROCKEDGE_BUILD_TIMEOUT to allow longer); nothing was written") from None
-        result_file = result_path(req)
-        result = json.loads(result_file.read_text()) if result_file.is_file() else {}
-    stderr = proc.stderr or ""
+    try:
+        child = run_child("rockedge.engine.worker", request, what="the engine build", command=command, timeout=limit)
+    except RockedgeError as e:
+        raise RockedgeError(f"{e} (set ROCKEDGE_BUILD_TIMEOUT to allow longer); nothing was written") from None
     if request.get("probe"):
-        if proc.returncode == 0 and result.get("ok"):
-            return result
-        error = result.get("error") or _last_line(stderr) or f"the TensorRT probe exited with status {proc.returncode}"
-        raise (BackendUnavailable if result.get("unavailable") else RockedgeError)(error)
+        if child.ok:
+            return child.result
+        error = child.error("the TensorRT probe")
+        raise (BackendUnavailable if child.result.get("unavailable") else RockedgeError)(error)
     plan = BuildPlan.from_dict(request["plan"])
     device = DeviceFacts(**request.get("device", {})) if request.get("device") else DeviceFacts()
-    told = "\n".join([stderr, *map(str, result.get("messages") or [])])
+    told = "\n".join([child.stderr, *map(str, child.result.get("messages") or [])])
     out_of_memory = any(sig in told for sig in OOM_SIGNATURES)
-    if proc.returncode < 0:
-        killed = -proc.returncode == signal.SIGKILL
-        from rockedge.probes import meminfo
-
+    if child.signal is not None:
+        killed = child.signal == signal.SIGKILL
         advice = failure_advice(plan, device, killed=killed, swap_bytes=meminfo().get("SwapTotal"))
-        raise RockedgeError(f"{advice} (signal {-proc.returncode}); nothing was written")
-    if proc.returncode != 0 or not result.get("ok"):
-        error = result.get("error") or _last_line(stderr) or f"the build process exited with status {proc.returncode}"
+        raise RockedgeError(f"{advice} (signal {child.signal}); nothing was written")
+    if not child.ok:
+        error = child.error("the build process")
         if out_of_memory or any(sig in error for sig in OOM_SIGNATURES):
             error += "; " + failure_advice(plan, device, killed=False)
         raise RockedgeError(f"{error}; nothing was written")
+    result = child.result
     if out_of_memory:
         result.setdefault("warnings", []).append(
             "the build ran short of memory (some tactics were skipped); a larger --workspace or more free memory "
@@ -149,11 +126,6 @@ def run_worker(request: dict[str, Any], *, command: list[str] | None = None,
 # What running out of memory looks like in a build's output (TensorRT, the Jetson driver, the CUDA runtime).
 OOM_SIGNATURES = ("NvMapMemAllocInternalTagged", "OutOfMemory", "out of memory", "FAILED_ALLOCATION",
                   "could not be allocated", "insufficient memory", "insuficient memory")
-
-
-def _last_line(text: str) -> str:
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    return lines[-1] if lines else ""
 
 
 def build_engine(
@@ -172,7 +144,7 @@ def build_engine(
     n: int = 8,
     seed: int = 0,
     worker_command: list[str] | None = None,
-) -> EngineOutcome:
+) -> Step:
     """Build ``onnx`` into a TensorRT plan on this device (see the module docstring)."""
     onnx = Path(onnx)
     if not onnx.is_file():
@@ -186,10 +158,9 @@ def build_engine(
     for text in plan.notes:
         note(text)
     onnx_sha = sha256_file(onnx)
-    staging = temp_beside(target, ".staging.plan")
-    try:
+    with stage(target) as st:
         result = run_worker({
-            "onnx": str(onnx), "staging": str(staging), "plan": plan.to_dict(), "input_name": facts.input_name,
+            "onnx": str(onnx), "staging": str(st.path), "plan": plan.to_dict(), "input_name": facts.input_name,
             "spec": spec.to_dict(), "timing_cache": str(timing_cache) if timing_cache else None,
             "calib_source": calib_source, "calib_n": calib_n, "seed": seed, "onnx_sha256": onnx_sha,
             "calib_cache": str(calib_cache) if calib_cache else str(onnx.with_name(onnx.stem + ".calib.cache")),
@@ -197,33 +168,38 @@ def build_engine(
                        "total_memory": device.total_memory, "dla_cores": device.dla_cores,
                        "is_jetson": device.is_jetson},
         }, command=worker_command)
-        for text in result.get("warnings") or []:
-            warn(text)
         manifest = EngineManifest(
             spec=spec, tensorrt_version=trt_version, gpu_name=device.gpu_name,
             compute_capability=f"{device.compute_capability[0]}.{device.compute_capability[1]}",
             precision=plan.precision, input_shapes={facts.input_name: plan.shapes.to_dict()},
             onnx_sha256=onnx_sha, onnx_path=str(onnx), version_compatible=plan.version_compatible,
-            hardware_compatibility=plan.hardware_compatibility, plan_sha256=sha256_file(staging),
+            hardware_compatibility=plan.hardware_compatibility, plan_sha256=sha256_file(st.path),
             build={**plan.to_dict(), "seconds": result.get("seconds"), "layer_precisions": result.get("layer_precisions"),
                    "timing_cache": str(timing_cache) if timing_cache else None, "flops": facts.flops},
             calibration_sha256=(result.get("calibration") or {}).get("sha256"), platform=platform,
         )
         if plan.version_compatible:
-            record_built(manifest.plan_sha256 or sha256_file(staging))  # see rockedge.plan_trust
-        verification = verify_engine(staging, manifest, onnx, data_dir=data_dir, n=n, seed=seed, max_drop=max_drop)
+            record_built(manifest.plan_sha256 or sha256_file(st.path))  # see rockedge.plan_trust
+        verification, table = verify_engine(st.path, manifest, onnx, data_dir=data_dir, n=n, seed=seed,
+                                            max_drop=max_drop, shown_as=target.name)
         _check_precision(plan.precision, result.get("layer_precisions") or {}, verification)
         manifest.verification = verification
         passed = verification.get("passed", True) is not False
-        final = target if passed else target.with_name(target.stem + ".failed" + target.suffix)
-        os.replace(staging, final)
-    finally:
-        with contextlib.suppress(OSError):
-            staging.unlink()
+        final = st.keep(passed)
     manifest_file = write_manifest(final, manifest)
-    report = write_json(target.with_name(target.stem + ".parity.json"),
+    report = write_json(engine_report_path(final),
                         {"engine": str(final), "build": manifest.build, "verification": verification})
-    return EngineOutcome(final, manifest_file, report, passed, verification, manifest.build)
+    text = (f"engine -> {final} (manifest {manifest_file.name})\n  build: {manifest.build.get('seconds')} s, layers by "
+            f"precision {manifest.build.get('layer_precisions')}" + (f"\n{table}" if table else ""))
+    return Step("engine", final, passed, report, text,
+                {"build": manifest.build, "verification": verification, "manifest": str(manifest_file)},
+                warnings=list(result.get("warnings") or []))
+
+
+def engine_report_path(plan: Path) -> Path:
+    """``m.int8.plan`` -> ``m.int8.plan.parity.json``: beside the manifest ``m.int8.plan.json``, and never the INT8
+    step's ``m.int8.parity.json``."""
+    return plan.with_name(plan.name + ".parity.json")
 
 
 def _check_precision(precision: Precision, layers: dict[str, int], verification: dict[str, Any]) -> None:
@@ -236,31 +212,23 @@ def _check_precision(precision: Precision, layers: dict[str, int], verification:
 
 
 def verify_engine(plan_path: Path, manifest: EngineManifest, onnx: Path, *, data_dir: Any, n: int, seed: int,
-                  max_drop: float) -> dict[str, Any]:
+                  max_drop: float, shown_as: str = "") -> tuple[dict[str, Any], str]:
     """The new plan against its ONNX (ONNX Runtime): mask parity with the precision's budget, and for INT8 with
-    labelled data the rock-IoU drop. Without ONNX Runtime here it says so instead of passing."""
-    from rockedge.export.parity import ParityBudget
-    from rockedge.export.pipeline import verify_backends
-    from rockedge.probes import module_version
-    from rockedge.runtime.backends.ort import OrtBackend
-    from rockedge.runtime.backends.trt import TrtBackend
-
+    labelled data the rock-IoU drop; returns the record and the parity table. Without ONNX Runtime here it says
+    so instead of passing."""
     if module_version("onnxruntime") is None:
         warn("ONNX Runtime is not installed here, so the engine was not compared with its ONNX; run "
-             f"`rockedge verify {plan_path.name} --reference {onnx.name}` where it is")
-        return {"passed": None, "reason": "onnxruntime not installed on the build machine"}
+             f"`rockedge verify {shown_as or plan_path.name} --reference {onnx.name}` where it is")
+        return {"passed": None, "reason": "onnxruntime not installed on the build machine"}, ""
     budget = ParityBudget.for_precision(manifest.precision)
     with OrtBackend(onnx, providers=["cpu"]) as ref, TrtBackend(plan_path, manifest=manifest,
                                                                             trust_plan_code=True) as cand:
         report = verify_backends(ref, cand, data_dir=data_dir, n=n, seed=seed, budget=budget)
         out: dict[str, Any] = {"parity": report.to_dict(), "passed": report.passed, "failures": list(report.failures)}
-        print(report.table())
         if manifest.precision is Precision.INT8 and data_dir is not None:
-            from rockedge.calibration.budget import accuracy_drop
-
             drop = accuracy_drop(ref, cand, data_dir)
             out["accuracy"] = drop
             if drop["drop_points"] > max_drop:
                 out["passed"] = False
                 out["failures"].append(f"{drop['class']} IoU drops {drop['drop_points']:.2f} points > --max-drop {max_drop:g}")
-    return out
+    return out, report.table()

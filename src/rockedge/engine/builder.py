@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rockedge.atomic import write_bytes
 from rockedge.engine.plan import BuildPlan
 from rockedge.errors import RockedgeError
 from rockedge.runtime.backends.trt import dims, import_tensorrt
@@ -167,7 +168,6 @@ def _use_timing_cache(config: Any, path: Path, result: BuildResult) -> bool:
 
 def _save_timing_cache(config: Any, path: Path, result: BuildResult) -> None:
     """Write the updated timing cache; a problem never costs the plan that was just built."""
-    from rockedge.atomic import write_bytes
 
     try:
         cache = config.get_timing_cache()

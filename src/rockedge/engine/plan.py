@@ -24,22 +24,11 @@ from typing import Any
 from rockedge.errors import RockedgeError
 from rockedge.precision import Precision
 from rockedge.runtime.manifest import parse_version
+from rockedge.tensors import Profile
 
 MIN_VERSION = (8, 5)
 GIB = 1 << 30
 MIB = 1 << 20
-
-
-@dataclass(frozen=True)
-class Shapes:
-    """One input's optimisation profile: inclusive bounds and the shape TensorRT tunes for."""
-
-    min: tuple[int, ...]
-    opt: tuple[int, ...]
-    max: tuple[int, ...]
-
-    def to_dict(self) -> dict[str, list[int]]:
-        return {"min": list(self.min), "opt": list(self.opt), "max": list(self.max)}
 
 
 @dataclass(frozen=True)
@@ -90,7 +79,7 @@ class BuildPlan:
     network_flags: list[str]
     builder_flags: list[str]
     workspace_bytes: int
-    shapes: Shapes
+    shapes: Profile
     implicit_int8: bool = False  # calibrate with the entropy calibrator (no Q/DQ in the ONNX)
     dla_core: int | None = None
     hardware_compatibility: str = "none"  # none | ampere_plus
@@ -114,7 +103,7 @@ class BuildPlan:
         s = d["shapes"]
         return cls(parse_version(d["trt_version"]), Precision.parse(d["precision"]), list(d["network_flags"]),
                    list(d["builder_flags"]), int(d["workspace_bytes"]),
-                   Shapes(tuple(s["min"]), tuple(s["opt"]), tuple(s["max"])), bool(d["implicit_int8"]), d["dla_core"],
+                   Profile(tuple(s["min"]), tuple(s["opt"]), tuple(s["max"])), bool(d["implicit_int8"]), d["dla_core"],
                    d["hardware_compatibility"], bool(d["version_compatible"]), d["optimization_level"],
                    list(d["notes"]))
 
@@ -130,7 +119,7 @@ def default_workspace(device: DeviceFacts) -> int:
     return GIB if gb <= 16.5 else 2 * GIB
 
 
-def plan_shapes(onnx: OnnxFacts, opts: BuildOptions, default_hw: tuple[int, int], batch: int = 1) -> Shapes:
+def plan_shapes(onnx: OnnxFacts, opts: BuildOptions, default_hw: tuple[int, int], batch: int = 1) -> Profile:
     """The optimisation profile. A static ONNX has exactly one shape; a dynamic one takes --min/--opt/--max
     shapes (trtexec's), or defaults to ``batch`` at ``default_hw`` (min batch 1)."""
     shape = onnx.input_shape
@@ -143,7 +132,7 @@ def plan_shapes(onnx: OnnxFacts, opts: BuildOptions, default_hw: tuple[int, int]
             if tuple(s) != static:
                 raise RockedgeError(f"{onnx.input_name} is static {_fmt(static)}; --min/--opt/--max shapes "
                                     f"{_fmt(s)} do not apply (export the ONNX with --dynamic)")
-        return Shapes(static, static, static)
+        return Profile(static, static, static)
 
     def fill(hw: tuple[int, int], n: int) -> tuple[int, ...]:
         full = (n, hw[0], hw[1], 3) if nhwc else (n, 3, hw[0], hw[1])
@@ -164,7 +153,7 @@ def plan_shapes(onnx: OnnxFacts, opts: BuildOptions, default_hw: tuple[int, int]
                 raise RockedgeError(f"--{name}-shape {_fmt(s)}: every dimension must be >= 1")
     if not all(a <= b <= c for a, b, c in zip(mn, opt, mx)):
         raise RockedgeError(f"shapes must satisfy min <= opt <= max on every axis: {_fmt(mn)} / {_fmt(opt)} / {_fmt(mx)}")
-    return Shapes(mn, opt, mx)
+    return Profile(mn, opt, mx)
 
 
 def plan_build(trt_version: str, opts: BuildOptions, onnx: OnnxFacts, device: DeviceFacts,

@@ -8,36 +8,37 @@ or a Builder while the build needs the memory (an 8 GB Jetson shares it between 
 * ``{"probe": true}``: the TensorRT version, the GPU, its memory and DLA cores, for planning;
 * otherwise a build: read the JSON request, build, write the plan to the staging path it was given.
 
-The child writes a JSON result beside the request (:func:`result_path`); a failure it can explain becomes
-``{"ok": false, "error": ...}`` (``"unavailable": true`` when TensorRT, cuda-python or a GPU is missing).
+It answers through :mod:`rockedge.child`'s protocol: a failure it can explain is ``{"ok": false, "error": ...}``
+(``"unavailable": true`` when TensorRT, cuda-python or a GPU is missing).
 """
 
 from __future__ import annotations
 
-import json
 import math
 import sys
-import traceback
 from pathlib import Path
 from typing import Any
 
-from rockedge.errors import BackendUnavailable, RockedgeError
-
-
-def result_path(request: Path) -> Path:
-    return request.with_name(request.stem + ".result.json")
+from rockedge.calibration.cache import CacheFile
+from rockedge.calibration.reader import load_calibration_set
+from rockedge.calibration.trt_calibrator import make_calibrator
+from rockedge.child import child_main
+from rockedge.cuda_rt import memory_info, require_gpu
+from rockedge.engine.builder import build_serialized
+from rockedge.engine.plan import BuildPlan
+from rockedge.errors import RockedgeError
+from rockedge.runtime.backends.trt import import_tensorrt
+from rockedge.spec import ModelSpec
 
 
 def probe() -> dict[str, Any]:
     """What the build is planned from: TensorRT's version, the GPU, its memory, the DLA cores."""
-    from rockedge.runtime.backends.cuda_rt import memory_info, require_gpu
-    from rockedge.runtime.backends.trt import import_tensorrt
 
     trt = import_tensorrt()
     name, cc = require_gpu()
     free, total = memory_info()
     dla = int(trt.Builder(trt.Logger(trt.Logger.WARNING)).num_DLA_cores)
-    return {"ok": True, "tensorrt_version": str(trt.__version__), "gpu_name": name, "compute_capability": cc,
+    return {"tensorrt_version": str(trt.__version__), "gpu_name": name, "compute_capability": cc,
             "total_memory": total, "free_memory": free, "dla_cores": dla}
 
 
@@ -47,12 +48,6 @@ def expected_batches(n_frames: int, batch: int) -> int:
 
 def build(request: dict[str, Any]) -> dict[str, Any]:
     """Build as the request says; returns the result dict (raises RockedgeError on a failure it can explain)."""
-    from rockedge.calibration.cache import CacheFile
-    from rockedge.calibration.reader import load_calibration_set
-    from rockedge.calibration.trt_calibrator import make_calibrator
-    from rockedge.engine.builder import build_serialized
-    from rockedge.engine.plan import BuildPlan
-    from rockedge.spec import ModelSpec
 
     plan = BuildPlan.from_dict(request["plan"])
     calibrator = None
@@ -80,26 +75,14 @@ def build(request: dict[str, Any]) -> dict[str, Any]:
         if calibrator is not None:
             calibrator.close()
     Path(request["staging"]).write_bytes(data)
-    out = {"ok": True, **result.to_dict()}
+    out = result.to_dict()
     if calibration is not None:
         out["calibration"] = calibration.to_dict()
     return out
 
 
 def main(argv: list[str]) -> int:
-    request_file = Path(argv[1])
-    request = json.loads(request_file.read_text())
-    try:
-        result = probe() if request.get("probe") else build(request)
-        code = 0
-    except BackendUnavailable as e:
-        result, code = {"ok": False, "error": str(e), "unavailable": True}, 1
-    except RockedgeError as e:
-        result, code = {"ok": False, "error": str(e)}, 1
-    except Exception as e:  # a TensorRT or CUDA failure with no rockedge message: keep its last line and trace
-        result, code = {"ok": False, "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()}, 1
-    result_path(request_file).write_text(json.dumps(result))
-    return code
+    return child_main(argv, lambda request: probe() if request.get("probe") else build(request))
 
 
 if __name__ == "__main__":  # pragma: no cover - run by rockedge.engine.build in a child process

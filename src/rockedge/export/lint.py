@@ -225,7 +225,8 @@ def _lint_nodes(ctx: _Graph) -> None:
             _lint_resize(n, name, attrs, ctx.constants, not ctx.all_static, ctx.add)
         if n.op_type == "Cast":
             to = attrs.get("to")
-            if to in (TensorProto.DOUBLE, TensorProto.STRING, TensorProto.COMPLEX64, TensorProto.COMPLEX128):
+            if isinstance(to, int) and to in (TensorProto.DOUBLE, TensorProto.STRING, TensorProto.COMPLEX64,
+                                              TensorProto.COMPLEX128):
                 ctx.add("error", "cast-dtype", name, f"Cast to {TensorProto.DataType.Name(to)}: not a TensorRT type")
         if n.op_type in ("Loop", "Scan", "If"):
             ctx.add("warning", "control-flow", name, f"{n.op_type}: data-dependent control flow is slow or unsupported in TensorRT")

@@ -18,28 +18,30 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from rockedge._version import __version__
 from rockedge.atomic import atomic_path
 from rockedge.console import progress as console_progress
 from rockedge.deps import require
 from rockedge.errors import RockedgeError
+from rockedge.export.lint import lint_model
+from rockedge.flops import FLOPS_KEY, count_flops
 from rockedge.precision import Precision
 from rockedge.sizes import parse_size
-from rockedge.spec import INPUT_FORMATS, METADATA_KEY, OUTPUT_FORMATS, PRECISION_KEY, ModelSpec
+from rockedge.spec import (
+    INPUT_FORMATS,
+    INPUT_NAME,
+    METADATA_KEY,
+    OUTPUT_FORMATS,
+    OUTPUT_NAMES,
+    PRECISION_KEY,
+    ModelSpec,
+)
 
 EXPORT_KEY = "rockedge.export"
 SOURCE_SHA_KEY = "rockedge.source_sha256"
 ROCKEDGE_KEYS = (METADATA_KEY, EXPORT_KEY, SOURCE_SHA_KEY, PRECISION_KEY, "rockedge.flops")
-INPUT_NAME = "images"
-OUTPUT_NAMES = {"logits": "logits", "mask": "mask"}
 # TensorRT 8.5 (JetPack 5) parses up to opset 17, TensorRT 10 up to 20; below 13 Resize/Squeeze differ.
 OPSET_RANGE = (13, 20)
-# ArgMax yields int64, which TensorRT before 10 cannot output and which doubles the copy off the GPU.
-# int32 is TensorRT's own index type (its TopK, which implements ArgMax, returns int32), so the Cast is
-# free there; uint8 would be smaller still but TensorRT < 9 allows uint8 only as a network *input*.
-MASK_DTYPE = np.int32
 
 
 @dataclass
@@ -164,7 +166,6 @@ def export_onnx(
     out = Path(out)
     check_export_options(out, input_format, output_format, batch, opset)
     size = parse_size(imgsz)
-    from rockedge.export.lint import lint_model
     from rockedge.models.checkpoint import Checkpoint, load_checkpoint, require_finite
 
     torch = _torch()
@@ -282,7 +283,6 @@ def stamp(model: Any, spec: ModelSpec, settings: dict[str, Any], *, source_sha25
     keep = [p for p in model.metadata_props if p.key not in ROCKEDGE_KEYS]
     del model.metadata_props[:]
     model.metadata_props.extend(keep)
-    from rockedge.export.flops import FLOPS_KEY, count_flops
 
     entries = [(METADATA_KEY, spec.to_json()), (PRECISION_KEY, precision.value),
                (EXPORT_KEY, json.dumps(settings, sort_keys=True, default=str)), (FLOPS_KEY, str(count_flops(model)))]

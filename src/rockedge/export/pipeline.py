@@ -1,39 +1,29 @@
-"""The two user-facing jobs: export-then-verify, and verify any two models.
+"""Export a checkpoint to ONNX, then verify it against PyTorch: the first step of ``rockedge export``.
 
-Export writes the model to a staging file beside the target, checks it against PyTorch, and only then moves
-it into place. A model over budget never replaces the one at the target path: it is kept as
-``<stem>.failed.onnx`` next to its ``<stem>.parity.json`` so the failure can be inspected. The candidate
-side of a check is opened like any model (:func:`open_backend`), so FP16/INT8 ONNX models and TensorRT
-engines are verified by the same code.
+The model is written to a staging file beside the target and checked with the parity budget before it moves
+into place (:mod:`rockedge.steps`): a model over budget never replaces the one at the target path, it is kept
+as ``<stem>.failed.onnx`` next to its own ``<stem>.failed.parity.json``. The candidate side of the check is
+opened like any model (:func:`open_backend`), as every other producer's is.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rockedge.atomic import ensure_writable_dir, temp_beside, write_json
+from rockedge.atomic import ensure_writable_dir, write_json
 from rockedge.console import note
+from rockedge.data.datasets import open_dataset
 from rockedge.errors import RockedgeError
 from rockedge.export.onnx import ExportResult, export_onnx
-from rockedge.export.parity import ParityBudget, ParityReport, compare, frames_with_source, size_for
-from rockedge.runtime.backends.base import Backend
-from rockedge.runtime.backends.loader import BackendOptions, open_backend
-
-
-def parity_path(model: str | os.PathLike[str]) -> Path:
-    """``model.onnx`` -> ``model.parity.json`` beside it."""
-    p = Path(model)
-    return p.with_name(p.stem + ".parity.json")
-
-
-def failed_path(model: str | os.PathLike[str]) -> Path:
-    p = Path(model)
-    return p.with_name(p.stem + ".failed" + p.suffix)
+from rockedge.runtime.backends.loader import open_backend
+from rockedge.runtime.backends.pytorch import TorchBackend
+from rockedge.steps import report_path, stage
+from rockedge.verify.compare import compare, frames_with_source
+from rockedge.verify.parity import ParityBudget, ParityReport
 
 
 @dataclass
@@ -70,8 +60,6 @@ def load_named_checkpoint(checkpoint: str | os.PathLike[str], *, trust_pickle: b
         ckpt.spec_assumed = False
         return ckpt
     if data_dir is not None:
-        from rockedge.data.datasets import open_dataset
-
         ds = open_dataset(data_dir, "val")
         if len(ds.classes) == n:
             ckpt.spec = ckpt.spec.replace(classes=ds.classes, palette=ds.palette)
@@ -97,7 +85,6 @@ def export_and_verify(
     **export_kwargs: Any,
 ) -> ExportOutcome:
     """Export ``checkpoint`` to ``out`` and compare it with PyTorch on ``n`` frames (see module docstring)."""
-    from rockedge.runtime.backends.pytorch import TorchBackend
 
     out = Path(out)
     if out.suffix.lower() != ".onnx":
@@ -106,20 +93,15 @@ def export_and_verify(
         raise RockedgeError(f"--n must be >= 1, got {n}")
     ensure_writable_dir(out.parent if str(out.parent) else Path("."))
     ckpt = load_named_checkpoint(checkpoint, trust_pickle=trust_pickle, classes=classes, data_dir=data_dir)
-    staging = temp_beside(out, ".staging.onnx")
-    try:
-        result = export_onnx(ckpt, staging, trust_pickle=trust_pickle, progress=progress, **export_kwargs)
+    with stage(out) as st:
+        result = export_onnx(ckpt, st.path, trust_pickle=trust_pickle, progress=progress, **export_kwargs)
         result.report["settings"]["source"] = str(checkpoint)
         frames, source = frames_with_source(n, result.spec.input_size, data_dir, seed)
-        with TorchBackend(ckpt) as ref, open_backend(staging) as cand:
+        with TorchBackend(ckpt) as ref, open_backend(st.path) as cand:
             # A dynamic model is checked at the export size and at the batch the user asked for.
             parity = compare(ref, cand, frames, budget=budget, batch=int(export_kwargs.get("batch", 1)),
                              size_hw=result.spec.input_size, frame_source=source)
-        final = out if parity.passed else failed_path(out)
-        os.replace(staging, final)
-    finally:
-        with contextlib.suppress(OSError):
-            staging.unlink()
+        final = st.keep(parity.passed)
     result.path = final
     parity.reference["model"] = str(checkpoint)
     parity.candidate["model"] = str(final)
@@ -128,37 +110,5 @@ def export_and_verify(
     result.report["parity"] = {
         k: parity.to_dict()[k] for k in ("max_abs_diff", "mean_abs_diff", "agreement", "boundary_agreement", "iou", "passed")
     }
-    report_path = write_json(parity_path(out), {"export": result.report, "parity": parity.to_dict()})
-    return ExportOutcome(export=result, parity=parity, report_path=report_path)
-
-
-def verify_backends(ref: Backend, cand: Backend, *, data_dir: str | os.PathLike[str] | None = None, n: int = 8,
-                    imgsz: tuple[int, int] | None = None, batch: int = 1, budget: ParityBudget | None = None,
-                    seed: int = 0) -> ParityReport:
-    """Compare two open backends on ``n`` frames (dataset images or generated scenes)."""
-    size = size_for(ref, cand, imgsz)
-    frames, source = frames_with_source(n, size, data_dir, seed)
-    return compare(ref, cand, frames, budget=budget, batch=batch, size_hw=size, frame_source=source)
-
-
-def verify_models(
-    model: str | os.PathLike[str],
-    reference: str | os.PathLike[str],
-    *,
-    options: BackendOptions | None = None,
-    reference_options: BackendOptions | None = None,
-    preset: str | None = None,
-    overrides: dict[str, float | None] | None = None,
-    **kw: Any,
-) -> ParityReport:
-    """Check that ``model`` segments like ``reference``; each is anything :func:`open_backend` opens.
-
-    The budget is ``preset`` (default: the precision ``model`` runs in) with ``overrides``.
-    """
-    with open_backend(reference, reference_options or BackendOptions()) as ref, \
-            open_backend(model, options or BackendOptions()) as cand:
-        budget = ParityBudget.for_precision(preset or cand.info.precision, **(overrides or {}))
-        report = verify_backends(ref, cand, budget=budget, **kw)
-    report.reference["model"] = str(reference)
-    report.candidate["model"] = str(model)
-    return report
+    written = write_json(report_path(final), {"export": result.report, "parity": parity.to_dict()})
+    return ExportOutcome(export=result, parity=parity, report_path=written)

@@ -15,7 +15,6 @@ A plain state_dict carries no class names, palette or input size: its spec is *a
 from __future__ import annotations
 
 import os
-
 import pickle
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -15,22 +15,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields
 
 from rockedge.errors import RockedgeError
-from rockedge.runtime.backends.base import TensorInfo
-from rockedge.spec import IMAGENET_MEAN, IMAGENET_STD, INPUT_FORMATS, ModelSpec, default_palette
+from rockedge.spec import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    INPUT_FORMATS,
+    ModelSpec,
+    default_palette,
+)
+from rockedge.tensors import TensorInfo
 
 FOREIGN_ARCH = "external"
 DEFAULT_FOREIGN_SIZE = (512, 512)  # for a model with dynamic height/width and no --imgsz
 INT_DTYPES = ("int32", "int64", "uint8", "int8")
 FLOAT_DTYPES = ("float32", "float16")
-
-
-@dataclass(frozen=True)
-class TensorDesc:
-    """A model input or output as its runtime reports it (``None`` for a dynamic axis)."""
-
-    name: str
-    shape: tuple[int | None, ...]
-    dtype: str  # numpy dtype name
 
 
 @dataclass(frozen=True)
@@ -65,14 +62,14 @@ def _fmt_shape(shape: Sequence[int | None]) -> str:
     return "x".join("?" if v is None else str(v) for v in shape)
 
 
-def _listing(ts: Sequence[TensorDesc]) -> str:
+def _listing(ts: Sequence[TensorInfo]) -> str:
     return ", ".join(f"{t.name} {_fmt_shape(t.shape)} {t.dtype}" for t in ts)
 
 
 def resolve_io(
     where: str,
-    inputs: Sequence[TensorDesc],
-    outputs: Sequence[TensorDesc],
+    inputs: Sequence[TensorInfo],
+    outputs: Sequence[TensorInfo],
     embedded: ModelSpec | None,
     flags: SpecFlags = NO_FLAGS,
     *,
@@ -97,7 +94,7 @@ def resolve_io(
             TensorInfo(out.name, tuple(out.shape), out.dtype, out_layout))
 
 
-def _named(where: str, kind: str, tensors: Sequence[TensorDesc], name: str | None) -> TensorDesc | None:
+def _named(where: str, kind: str, tensors: Sequence[TensorInfo], name: str | None) -> TensorInfo | None:
     """The tensor called ``name`` (--input-name/--output-name), None when no name was given."""
     if not tensors:
         raise RockedgeError(f"{where} has no {kind}s")
@@ -109,7 +106,7 @@ def _named(where: str, kind: str, tensors: Sequence[TensorDesc], name: str | Non
     raise RockedgeError(f"{where} has no {kind} named {name!r}; its {kind}s: {_listing(tensors)}")
 
 
-def _pick_input(where: str, inputs: Sequence[TensorDesc], flags: SpecFlags) -> TensorDesc:
+def _pick_input(where: str, inputs: Sequence[TensorInfo], flags: SpecFlags) -> TensorInfo:
     named = _named(where, "input", inputs, flags.input_name)
     if named is not None:
         return named
@@ -121,7 +118,7 @@ def _pick_input(where: str, inputs: Sequence[TensorDesc], flags: SpecFlags) -> T
     raise RockedgeError(f"{where} has several inputs ({_listing(inputs)}); choose one with --input-name")
 
 
-def _spec_from_flags(where: str, inp: TensorDesc, flags: SpecFlags) -> ModelSpec:
+def _spec_from_flags(where: str, inp: TensorInfo, flags: SpecFlags) -> ModelSpec:
     if not flags.classes:
         raise RockedgeError(
             f"{where} carries no rockedge model spec: describe it with --classes (e.g. --classes background,rock; "
@@ -173,7 +170,7 @@ def _apply_flags(where: str, spec: ModelSpec, flags: SpecFlags, assumed: bool) -
     return spec
 
 
-def _check_input(where: str, inp: TensorDesc, input_format: str) -> None:
+def _check_input(where: str, inp: TensorInfo, input_format: str) -> None:
     if len(inp.shape) != 4:
         raise RockedgeError(f"{where}: input {inp.name} has shape {_fmt_shape(inp.shape)}; rockedge feeds 4-D images")
     if input_format == "raw":
@@ -190,7 +187,7 @@ def _check_input(where: str, inp: TensorDesc, input_format: str) -> None:
             )
 
 
-def _output_kind(t: TensorDesc) -> str | None:
+def _output_kind(t: TensorInfo) -> str | None:
     """"logits" for a float N,C,H,W tensor, "mask" for integer class indices, None otherwise."""
     if t.dtype in FLOAT_DTYPES and len(t.shape) == 4:
         return "logits"
@@ -199,7 +196,7 @@ def _output_kind(t: TensorDesc) -> str | None:
     return None
 
 
-def _pick_output(where: str, outputs: Sequence[TensorDesc], spec: ModelSpec, flags: SpecFlags) -> TensorDesc:
+def _pick_output(where: str, outputs: Sequence[TensorInfo], spec: ModelSpec, flags: SpecFlags) -> TensorInfo:
     named = _named(where, "output", outputs, flags.output_name)
     if named is not None:
         return named
@@ -217,7 +214,7 @@ def _pick_output(where: str, outputs: Sequence[TensorDesc], spec: ModelSpec, fla
                         f"{_listing(outputs)}; choose one with --output-name")
 
 
-def _check_output(where: str, out: TensorDesc, spec: ModelSpec, derived: bool) -> ModelSpec:
+def _check_output(where: str, out: TensorInfo, spec: ModelSpec, derived: bool) -> ModelSpec:
     kind = _output_kind(out)
     if kind is None:
         raise RockedgeError(f"{where}: output {out.name} is {_fmt_shape(out.shape)} {out.dtype}, neither float NxCxHxW "

@@ -8,9 +8,8 @@ summary lands as JSON beside them when :meth:`RunOutputs.commit` is given it.
 
 from __future__ import annotations
 
-import os
-
 import contextlib
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -21,9 +20,18 @@ import numpy as np
 from rockedge.atomic import ensure_writable_dir, write_json
 from rockedge.console import warn
 from rockedge.errors import RockedgeError
+from rockedge.media import IMAGE_SUFFIXES
 from rockedge.probes import writable_fourcc
-from rockedge.runtime.sinks import MASK_VIDEO, VIDEO_SUFFIXES, ImageSink, JsonLinesSink, Sink, VideoSink, choose_codec
-from rockedge.runtime.sources import IMAGE_SUFFIXES, Frame, Source
+from rockedge.runtime.sinks import (
+    MASK_VIDEO,
+    VIDEO_SUFFIXES,
+    ImageSink,
+    JsonLinesSink,
+    Sink,
+    VideoSink,
+    choose_codec,
+)
+from rockedge.runtime.sources import Frame, Source
 
 DEFAULT_DIR = Path("rockedge-run")
 

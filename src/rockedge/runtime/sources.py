@@ -23,10 +23,10 @@ import numpy as np
 
 from rockedge.console import quiet_stderr, warn
 from rockedge.errors import RockedgeError
+from rockedge.media import IMAGE_SUFFIXES
 from rockedge.probes import opencv_has
 
 # What cv2.imread reads in every build we ship with; anything else in a folder is skipped with a warning.
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pnm", ".jp2")
 URL_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 DEV_VIDEO_RE = re.compile(r"^/dev/video(\d+)$")
 

@@ -1,1 +1,2 @@
-"""Training side (needs torch/torchvision): model builders, checkpoints, data pipeline, training loop."""
+"""Training (needs torch/torchvision): the training loop (:mod:`.loop`), paired augmentation (:mod:`.transforms`)
+and the loss (:mod:`.loss`). Architectures and checkpoints are :mod:`rockedge.models`."""

@@ -33,9 +33,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 import _trt_api
+import numpy as np
 
 _NAMES = _trt_api.names()
 _SCENARIO = _trt_api.scenario()
@@ -228,7 +227,9 @@ class OnnxParser(_Strict):
         self._network, self._logger, self._errors = network, logger, []
 
     def parse_from_file(self, model: str) -> bool:
-        from rockedge.onnx_proto import read_info  # the device-side reader: the worker imports no onnx
+        from rockedge.onnx_proto import (
+            read_info,  # the device-side reader: the worker imports no onnx
+        )
 
         self._errors = [ParserError(e) for e in _SCENARIO["parser_errors"]]
         if _V[0] < 10 and not self._network._has("EXPLICIT_BATCH"):

@@ -22,34 +22,7 @@ import numpy as np
 
 from rockedge.precision import Precision
 from rockedge.spec import ModelSpec
-
-
-@dataclass(frozen=True)
-class TensorInfo:
-    """One model input or output: ``shape`` holds ``None`` for dynamic axes."""
-
-    name: str
-    shape: tuple[int | None, ...]
-    dtype: str  # numpy dtype name: float32, float16, uint8, int32, int64
-    layout: str  # NCHW, NHWC (images, logits) or NHW (class-index masks)
-
-    @property
-    def batch(self) -> int | None:
-        return self.shape[0] if self.shape else None
-
-    @property
-    def size_hw(self) -> tuple[int, int] | None:
-        """(height, width) when both are fixed."""
-        axes = {"NCHW": (2, 3), "NHWC": (1, 2), "NHW": (1, 2)}.get(self.layout)
-        if axes is None or len(self.shape) <= max(axes):
-            return None
-        h, w = self.shape[axes[0]], self.shape[axes[1]]
-        return (h, w) if h is not None and w is not None else None
-
-    @property
-    def channels(self) -> int | None:
-        axis = {"NCHW": 1, "NHWC": 3}.get(self.layout)
-        return self.shape[axis] if axis is not None and len(self.shape) > axis else None
+from rockedge.tensors import TensorInfo
 
 
 @dataclass(frozen=True)

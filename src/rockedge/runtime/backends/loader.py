@@ -1,4 +1,5 @@
-"""Open any model file rockedge understands as a :class:`Backend`: a table from file type to backend.
+"""Open any model file rockedge understands as a :class:`Backend`: a table from file kind
+(:data:`rockedge.runtime.modelfile.FILE_KINDS`) to backend.
 
 Each backend module is imported only when its row is used, so a runtime-only install opens ``.onnx``
 without torch, and a Jetson opens ``.plan`` without onnxruntime.
@@ -16,14 +17,9 @@ from typing import Any
 from rockedge.errors import RockedgeError
 from rockedge.precision import Precision
 from rockedge.runtime.backends.base import Backend
+from rockedge.runtime.backends.trt import require_tensorrt
+from rockedge.runtime.modelfile import file_kind
 from rockedge.runtime.modelio import NO_FLAGS, SpecFlags
-
-
-@dataclass(frozen=True)
-class Format:
-    kind: str
-    suffixes: tuple[str, ...]
-    default_backend: str
 
 
 @dataclass(frozen=True)
@@ -33,11 +29,6 @@ class BackendRow:
     kinds: tuple[str, ...]
 
 
-FORMATS = (
-    Format("onnx", (".onnx",), "ort"),
-    Format("engine", (".plan", ".engine", ".trt"), "trt"),
-    Format("checkpoint", (".pt", ".pth", ".ckpt"), "torch"),
-)
 BACKEND_TABLE: dict[str, BackendRow] = {
     "ort": BackendRow("rockedge.runtime.backends.ort", "OrtBackend", ("onnx",)),
     "trt": BackendRow("rockedge.runtime.backends.trt", "TrtBackend", ("engine",)),
@@ -79,16 +70,6 @@ def gpu_index(device: str | None) -> int:
     return int(text)
 
 
-def model_format(path: Path) -> Format:
-    suffix = path.suffix.lower()
-    for f in FORMATS:
-        if suffix in f.suffixes:
-            return f
-    raise RockedgeError(
-        f"cannot tell the model type of {path.name}: expected .onnx, a TensorRT .plan/.engine, or a .pt checkpoint"
-    )
-
-
 def open_backend(model: str | os.PathLike[str], options: BackendOptions | None = None, **kw: Any) -> Backend:
     """Open ``model`` with the backend its file type calls for (or ``options.backend``).
 
@@ -100,13 +81,12 @@ def open_backend(model: str | os.PathLike[str], options: BackendOptions | None =
         raise RockedgeError(f"unknown backend {options.backend!r}; choose one of {', '.join(BACKENDS)}")
     if not path.exists():
         raise RockedgeError(f"model not found: {path}")
-    fmt = model_format(path)
+    fmt = file_kind(path)
     name = fmt.default_backend if options.backend == "auto" else options.backend
     row = BACKEND_TABLE[name]
-    if fmt.kind not in row.kinds:
-        if fmt.kind == "onnx" and name == "trt":
+    if fmt.name not in row.kinds:
+        if fmt.name == "onnx" and name == "trt":
             # Say what is missing first (TensorRT, a GPU), then how to get an engine from this file.
-            from rockedge.runtime.backends.trt import require_tensorrt
 
             require_tensorrt()
             raise RockedgeError(
@@ -114,7 +94,7 @@ def open_backend(model: str | os.PathLike[str], options: BackendOptions | None =
                 f"(rockedge export {path.name} --format engine), or run the ONNX through TensorRT with "
                 "--backend ort --providers trt"
             )
-        raise RockedgeError(f"backend {name!r} cannot run a {fmt.kind} file ({path.name})")
+        raise RockedgeError(f"backend {name!r} cannot run a {fmt.name} file ({path.name})")
     cls = getattr(importlib.import_module(row.module), row.cls)
     # Constructing checks the file; activating loads the runtime and the model, so a missing library or GPU is
     # reported here, before a command opens its sources.

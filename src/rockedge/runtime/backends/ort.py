@@ -1,7 +1,7 @@
 """ONNX Runtime backend: CPU, CUDA and TensorRT execution providers, chosen automatically.
 
-Reads the ModelSpec from the ONNX file's metadata through onnxruntime alone (no ``onnx`` import),
-so it runs in a runtime-only install; a model without one is described by :class:`SpecFlags`.
+Reads the ModelSpec from the ONNX file's metadata with :func:`open_model_file` (no ``onnx`` import), so it
+runs in a runtime-only install; a model without one is described by :class:`SpecFlags`.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ import numpy as np
 
 from rockedge.deps import require
 from rockedge.errors import BackendUnavailable, RockedgeError
-from rockedge.precision import Precision
 from rockedge.runtime.backends.base import Backend, BackendInfo
-from rockedge.runtime.modelio import NO_FLAGS, SpecFlags, TensorDesc, resolve_io
-from rockedge.spec import METADATA_KEY, PRECISION_KEY, ModelSpec
+from rockedge.runtime.modelfile import open_model_file
+from rockedge.runtime.modelio import NO_FLAGS, SpecFlags, resolve_io
+from rockedge.tensors import TensorInfo
 
 # Preference order for "auto": the fastest provider this onnxruntime build offers.
 AUTO_ORDER = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
@@ -50,9 +50,9 @@ def resolve_providers(requested: Sequence[str] | None) -> list[str]:
     return out
 
 
-def _desc(arg: Any) -> TensorDesc:
+def _desc(arg: Any) -> TensorInfo:
     shape = tuple(v if isinstance(v, int) and v > 0 else None for v in (arg.shape or ()))
-    return TensorDesc(arg.name, shape, ORT_DTYPES.get(arg.type, str(arg.type)))
+    return TensorInfo(arg.name, shape, ORT_DTYPES.get(arg.type, str(arg.type)))
 
 
 class OrtBackend(Backend):
@@ -84,9 +84,9 @@ class OrtBackend(Backend):
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise RockedgeError(f"onnxruntime cannot load {path}: {first}") from None
         self.path = path
-        meta = self.session.get_modelmeta().custom_metadata_map
-        embedded = ModelSpec.from_json(meta[METADATA_KEY]) if METADATA_KEY in meta else None
-        self.precision = Precision.parse(meta.get(PRECISION_KEY, "fp32"))
+        mf = open_model_file(path)  # the spec and precision, read as every command reads them
+        embedded = mf.spec
+        self.precision = mf.precision
         self.spec, self.input, self.output = resolve_io(
             str(path), [_desc(a) for a in self.session.get_inputs()], [_desc(a) for a in self.session.get_outputs()],
             embedded, spec_flags,

@@ -15,8 +15,9 @@ from rockedge.deps import require
 from rockedge.errors import RockedgeError
 from rockedge.precision import Precision
 from rockedge.runtime.backends.base import Backend, BackendInfo
-from rockedge.runtime.modelio import NO_FLAGS, SpecFlags, TensorDesc, resolve_io
+from rockedge.runtime.modelio import NO_FLAGS, SpecFlags, resolve_io
 from rockedge.spec import ModelSpec
+from rockedge.tensors import TensorInfo
 
 
 class TorchBackend(Backend):
@@ -72,8 +73,8 @@ class TorchBackend(Backend):
             raise RockedgeError("fp16 on the PyTorch backend needs a CUDA device (--device cuda)")
         c = spec.num_classes
         self.spec, self.input, self.output = resolve_io(
-            where, [TensorDesc("input", (None, 3, None, None), "float32")],
-            [TensorDesc("out", (None, c, None, None), "float32")], spec, flags, assumed=assumed,
+            where, [TensorInfo("input", (None, 3, None, None), "float32")],
+            [TensorInfo("out", (None, c, None, None), "float32")], spec, flags, assumed=assumed,
         )
         self.model = model.to(self.device).eval()
 

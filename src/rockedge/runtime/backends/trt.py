@@ -17,11 +17,11 @@ from typing import Any
 import numpy as np
 
 from rockedge.console import warn
+from rockedge.cuda_rt import Stream, require_gpu, use_device
 from rockedge.errors import BackendUnavailable, RockedgeError
-from rockedge.precision import Precision
 from rockedge.plan_trust import host_code_allowed
-from rockedge.runtime.backends.base import Backend, BackendInfo, TensorInfo
-from rockedge.runtime.backends.cuda_rt import Stream, require_gpu, use_device
+from rockedge.precision import Precision
+from rockedge.runtime.backends.base import Backend, BackendInfo
 from rockedge.runtime.backends.trt_io import (
     BufferSet,
     Profile,
@@ -31,9 +31,15 @@ from rockedge.runtime.backends.trt_io import (
     resolve_input_shape,
     trt_api,
 )
-from rockedge.runtime.manifest import EngineManifest, check_manifest, find_manifest, read_manifest
-from rockedge.runtime.modelio import NO_FLAGS, SpecFlags, TensorDesc, resolve_io
+from rockedge.runtime.manifest import (
+    EngineManifest,
+    check_manifest,
+    read_manifest,
+)
+from rockedge.runtime.modelfile import open_model_file
+from rockedge.runtime.modelio import NO_FLAGS, SpecFlags, resolve_io
 from rockedge.spec import ModelSpec
+from rockedge.tensors import TensorInfo
 
 MISSING_TRT = (
     "TensorRT's Python package (tensorrt) is not importable here; on a Jetson it comes with JetPack "
@@ -76,8 +82,8 @@ class TrtBackend(Backend):
         path = Path(path)
         if not path.is_file():
             raise RockedgeError(f"engine not found: {path}")
-        if manifest is None and find_manifest(path) is not None:
-            manifest = read_manifest(path)
+        if manifest is None:
+            manifest = open_model_file(path).manifest
         if manifest is None and spec_flags.classes is None:
             read_manifest(path)  # raises the one-line "no manifest beside it" error with the fix
         self.path = path
@@ -136,14 +142,14 @@ class TrtBackend(Backend):
         self.stream = Stream()
         self.buffers = BufferSet(self.stream.alloc_host, self.stream.alloc_device, self.stream.free_host,
                                  self.stream.free_device, Stream.host_array)
-        inputs: list[TensorDesc] = []
-        outputs: list[TensorDesc] = []
+        inputs: list[TensorInfo] = []
+        outputs: list[TensorInfo] = []
         self.dtypes: dict[str, np.dtype[Any]] = {}
         for i in range(engine.num_io_tensors):
             tname = engine.get_tensor_name(i)
             self.dtypes[tname] = dtype_of(engine.get_tensor_dtype(tname), self.api, tensor=tname)
             shape = tuple(None if v < 0 else v for v in dims(engine.get_tensor_shape(tname)))
-            desc = TensorDesc(tname, shape, self.dtypes[tname].name)
+            desc = TensorInfo(tname, shape, self.dtypes[tname].name)
             (inputs if engine.get_tensor_mode(tname) == trt.TensorIOMode.INPUT else outputs).append(desc)
         if len(inputs) != 1:
             raise RockedgeError(f"{self.path.name} has {len(inputs)} inputs; rockedge feeds models with one image input")

@@ -14,6 +14,7 @@ import numpy as np
 
 from rockedge.errors import BackendUnavailable, RockedgeError
 from rockedge.runtime.manifest import parse_version
+from rockedge.tensors import Profile
 
 MIN_VERSION = (8, 5)  # first release with the tensor-name API and execute_async_v3
 
@@ -75,15 +76,6 @@ def dtype_of(trt_dtype: Any, api: TrtApi | None = None, *, tensor: str = "") -> 
             "with --input float for this device"
         )
     return np.dtype(DTYPES[name])
-
-
-@dataclass(frozen=True)
-class Profile:
-    """One input's optimisation profile: inclusive shape bounds and the tuned shape."""
-
-    min: tuple[int, ...]
-    opt: tuple[int, ...]
-    max: tuple[int, ...]
 
 
 def resolve_input_shape(

@@ -17,6 +17,7 @@ import csv
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,15 +30,21 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from rockedge.atomic import atomic_path, ensure_writable_dir, write_json
 from rockedge.console import progress as console_progress
+from rockedge.data.datasets import open_dataset
 from rockedge.errors import NonFiniteOutput, RockedgeError
-from rockedge.evaluation import evaluate, format_report
-from rockedge.models.checkpoint import Checkpoint, load_checkpoint, nonfinite_tensors, save_checkpoint
+from rockedge.models.checkpoint import (
+    Checkpoint,
+    load_checkpoint,
+    nonfinite_tensors,
+    save_checkpoint,
+)
 from rockedge.models.zoo import build_model, check_arch, main_output
 from rockedge.runtime.backends.pytorch import TorchBackend
 from rockedge.runtime.preprocess import normalize
 from rockedge.spec import ModelSpec
 from rockedge.train.loss import SegLoss, class_weights
 from rockedge.train.transforms import AugmentConfig, train_transform
+from rockedge.verify.evaluation import evaluate, format_report
 
 
 @dataclass
@@ -64,9 +71,12 @@ class TrainConfig:
     eval_batch: int = 4
     progress: bool = True
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    # Where the per-epoch lines and the final report go (the CLI passes click.echo); None: nowhere.
+    log: Callable[[str], None] | None = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
+        d.pop("log", None)
         d["imgsz"] = list(self.imgsz)
         d["crop"] = list(self.crop) if self.crop else None
         return d
@@ -125,8 +135,8 @@ class _Run:
         return self.out / "best.pt"
 
     def say(self, text: str) -> None:
-        if self.main_proc and self.cfg.progress:
-            print(text, flush=True)
+        if self.main_proc and self.cfg.progress and self.cfg.log is not None:
+            self.cfg.log(text)
 
 
 def _pick_device(name: str, local_rank: int) -> torch.device:
@@ -155,7 +165,6 @@ def _lr_factor(step: int, total: int, warmup: int) -> float:
 
 def _setup(cfg: TrainConfig) -> _Run:
     """Process group, datasets, spec, model, loss, optimiser, and the resume state."""
-    from rockedge.data.datasets import open_dataset
 
     check_arch(cfg.arch)
     if cfg.epochs < 1 or cfg.batch < 1:

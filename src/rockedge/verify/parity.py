@@ -12,24 +12,17 @@ any precision, a TensorRT engine. A non-finite output on either side always fail
 
 from __future__ import annotations
 
-import os
-
-import time
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from rockedge.errors import RockedgeError
-from rockedge.metrics import MaskAgreement
 from rockedge.precision import Precision
-from rockedge.runtime.backends.base import Backend
-from rockedge.runtime.batching import batch_size_for, chunks, count_nonfinite, infer_frames
+from rockedge.runtime.batching import count_nonfinite
 from rockedge.runtime.preprocess import to_masks
-from rockedge.sizes import format_hw
 from rockedge.spec import ModelSpec
+from rockedge.verify.metrics import MaskAgreement
 
 # How finely each format resolves a logit, relative to the logit scale: machine epsilon for the float formats,
 # one quantization step (1/127 of a symmetric range) for int8.
@@ -197,25 +190,6 @@ class ParityReport:
         return "\n".join(lines)
 
 
-def size_for(reference: Backend, candidate: Backend, size_hw: tuple[int, int] | None) -> tuple[int, int]:
-    """The comparison size: the fixed size of either model, else ``size_hw``, else the candidate's spec."""
-    sizes = {b.fixed_size for b in (reference, candidate) if b.fixed_size}
-    if len(sizes) > 1:
-        raise RockedgeError(
-            f"the two models were built for different input sizes ({', '.join(format_hw(s) for s in sizes)}); "
-            "re-export one of them with --imgsz, or with --dynamic"
-        )
-    if size_hw is not None:
-        size_hw = (int(size_hw[0]), int(size_hw[1]))
-        if sizes and size_hw not in sizes:
-            (fixed,) = sizes
-            raise RockedgeError(f"--imgsz {format_hw(size_hw)} does not fit a model built for {format_hw(fixed)}")
-        return size_hw
-    if sizes:
-        return next(iter(sizes))
-    return candidate.spec.input_size
-
-
 @dataclass
 class BackendRun:
     """One side of a comparison: per-frame outputs, how long they took, how many values were not finite."""
@@ -225,40 +199,6 @@ class BackendRun:
     outputs: list[np.ndarray]
     seconds: float
     nonfinite: int
-
-
-def run_backend(backend: Backend, frames: Sequence[np.ndarray], size: tuple[int, int], batch: int = 1) -> BackendRun:
-    """Outputs per frame, in batches of ``batch`` (or the model's fixed batch size)."""
-    outs: list[np.ndarray] = []
-    t = time.perf_counter()
-    for chunk in chunks(list(frames), batch_size_for(backend, batch)):
-        outs.extend(infer_frames(backend, chunk, size)[0])
-    seconds = time.perf_counter() - t
-    return BackendRun(backend.describe(), backend.spec, outs, seconds, sum(count_nonfinite(o) for o in outs))
-
-
-def compare(
-    reference: Backend,
-    candidate: Backend,
-    frames: Sequence[np.ndarray],
-    *,
-    budget: ParityBudget | None = None,
-    batch: int = 1,
-    size_hw: tuple[int, int] | None = None,
-    frame_source: str = "",
-) -> ParityReport:
-    """Run both backends on the same BGR ``frames`` and measure how far their outputs and masks agree."""
-    if not frames:
-        raise RockedgeError("parity needs at least one frame")
-    if reference.spec.num_classes != candidate.spec.num_classes:
-        raise RockedgeError(
-            f"the models predict different classes: {list(reference.spec.classes)} vs {list(candidate.spec.classes)}"
-        )
-    size = size_for(reference, candidate, size_hw)
-    ref = run_backend(reference, frames, size, batch)
-    cand = run_backend(candidate, frames, size, batch)
-    return score(ref, cand, budget=budget or ParityBudget.for_precision("fp32"), size=size, batch=batch,
-                 frame_source=frame_source)
 
 
 @dataclass
@@ -363,31 +303,3 @@ def _check(r: ParityReport, b: ParityBudget) -> list[str]:
             if v < b.min_iou:
                 out.append(f"IoU of class {name!r} between the masks {v:.5f} < {b.min_iou:g}")
     return out
-
-
-def default_frames(
-    n: int, size_hw: tuple[int, int], data_dir: str | Path | None = None, seed: int = 0
-) -> list[np.ndarray]:
-    """``n`` BGR frames: real images from the dataset's val split when ``data_dir`` is given, else generated
-    rock scenes. Never random noise, which an untrained model maps to one class and so "agrees" perfectly."""
-    frames, _ = frames_with_source(n, size_hw, data_dir, seed)
-    return frames
-
-
-def frames_with_source(
-    n: int, size_hw: tuple[int, int], data_dir: str | os.PathLike[str] | None = None, seed: int = 0
-) -> tuple[list[np.ndarray], str]:
-    """Like :func:`default_frames`, also saying where the frames came from (for the report)."""
-    if n < 1:
-        raise RockedgeError(f"--n must be >= 1, got {n}")
-    if data_dir is not None:
-        from rockedge.data.datasets import open_dataset
-
-        ds = open_dataset(Path(data_dir), "val")
-        # Spread the picks over the split rather than taking the first n near-duplicates of one sequence.
-        idx = np.unique(np.linspace(0, len(ds) - 1, num=min(n, len(ds))).round().astype(int))
-        return [np.ascontiguousarray(ds[int(i)][0]) for i in idx], f"{data_dir} (val, {len(idx)} of {len(ds)})"
-    from rockedge.data.synth import render_scene
-
-    rng = np.random.default_rng(seed)
-    return [render_scene(rng, (int(size_hw[0]), int(size_hw[1])))[0] for _ in range(n)], "generated rock scenes"

@@ -13,14 +13,21 @@ from typing import Any
 
 import numpy as np
 
-from rockedge.console import note, progress as console_progress
+from rockedge.console import note
+from rockedge.console import progress as console_progress
+from rockedge.data.datasets import open_dataset
 from rockedge.errors import NonFiniteOutput, RockedgeError
-from rockedge.metrics import ConfusionMatrix
 from rockedge.runtime.backends.base import Backend
 from rockedge.runtime.backends.loader import BackendOptions, open_backend
-from rockedge.runtime.batching import batch_size_for, chunks, count_nonfinite, infer_frames
+from rockedge.runtime.batching import (
+    batch_size_for,
+    chunks,
+    count_nonfinite,
+    infer_frames,
+)
 from rockedge.runtime.preprocess import restore_mask, to_masks
 from rockedge.sizes import format_hw
+from rockedge.verify.metrics import ConfusionMatrix
 
 
 def evaluate(
@@ -62,7 +69,6 @@ def evaluate_model(model: str | os.PathLike[str], data: str | os.PathLike[str], 
                    imgsz: tuple[int, int] | None = None, options: BackendOptions | None = None,
                    progress: bool = True) -> tuple[dict[str, Any], str]:
     """``rockedge eval``: score a model file on a dataset split; returns the report and its table."""
-    from rockedge.data.datasets import open_dataset
 
     with open_backend(model, options) as be:
         ds = open_dataset(data, split)

@@ -3,32 +3,33 @@
 :func:`export_model` chains the steps a request needs and returns what each produced: a checkpoint becomes
 an FP32 ONNX (with parity against PyTorch); ``--half``/``--int8`` turn an FP32 ONNX into an FP16 or Q/DQ
 INT8 ONNX (workstation steps: onnx, ONNX Runtime); ``--format engine`` builds a TensorRT plan on the device
-(TensorRT, cuda-python; no torch, no onnx); ``--format triton|deepstream`` writes a serving layout.
+(TensorRT, cuda-python; no torch, no onnx); ``--format triton|deepstream`` writes a serving layout. Which options
+each format uses is :mod:`rockedge.jobs.formats`; each step stages, checks and keeps its artifact the same way
+(:mod:`rockedge.steps`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-from dataclasses import dataclass, field
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from rockedge.calibration.fp16 import export_fp16
+from rockedge.calibration.int8 import export_int8
+from rockedge.engine.build import build_engine
+from rockedge.engine.plan import BuildOptions
 from rockedge.errors import RockedgeError
+from rockedge.export.lint import Finding, format_findings
+from rockedge.export.pipeline import export_and_verify
+from rockedge.jobs.formats import validate_options
+from rockedge.jobs.serve import DS_CHECK_FRAMES, write_serving
 from rockedge.precision import Precision
-
-FORMATS = ("onnx", "engine", "triton", "deepstream")
-
-
-@dataclass
-class Step:
-    """One artifact written: what it is, where, whether it met its budget, and text to show."""
-
-    kind: str  # onnx | fp16 | int8 | engine | triton | deepstream
-    path: Path
-    passed: bool
-    report_path: Path | None = None
-    text: str = ""
-    report: dict[str, Any] = field(default_factory=dict)
+from rockedge.runtime.modelfile import file_kind
+from rockedge.steps import Step
 
 
 @dataclass
@@ -61,56 +62,75 @@ class ExportRequest:
     calib_cache: Path | None = None
     # serving
     serving_options: dict[str, Any] = field(default_factory=dict)
-
-
-def _is_checkpoint(path: Path) -> bool:
-    return path.suffix.lower() in (".pt", ".pth", ".ckpt")
+    # the options the user set (names as in rockedge.jobs.formats): refused when the format does not use them
+    given: frozenset[str] = frozenset()
 
 
 def export_model(req: ExportRequest) -> list[Step]:
     """Run the steps ``req`` needs; stops at the first step over its budget (its artifact is kept as ``.failed``)."""
-    if req.format not in FORMATS:
-        raise RockedgeError(f"--format must be one of {', '.join(FORMATS)}, got {req.format!r}")
     if not req.model.exists():
         raise RockedgeError(f"model not found: {req.model}")
-    steps: list[Step] = []
-    final_is_onnx = req.format == "onnx"
-    onnx = req.model
+    kind = file_kind(req.model).name
+    validate_options(req.format, req.given, from_checkpoint=kind == "checkpoint")
     serving = req.format in ("triton", "deepstream")
-    if serving and req.model.suffix.lower() in (".plan", ".engine"):
+    if kind == "engine":
+        if not serving:
+            raise RockedgeError(f"{req.model.name} is a built engine already; export starts from a checkpoint (.pt) or "
+                                "an ONNX model (a plan goes into --format triton as it is)")
         # A TensorRT plan (with its manifest) goes into a Triton repository as it is.
         if req.precision is not Precision.FP32:
             raise RockedgeError(f"{req.model.name} is a built engine: its precision was fixed when it was built; "
                                 "drop --half/--int8")
         return [_serving(req, req.model)]
-    if _is_checkpoint(req.model):
-        if serving:
+    if kind == "onnx" and req.format == "onnx" and req.precision is Precision.FP32:
+        raise RockedgeError(f"{req.model.name} is an ONNX model already: nothing to export; add --half or --int8 for "
+                            "a reduced-precision copy, or --format engine|triton|deepstream")
+    with _workdir(req) as work:
+        return _chain(req, kind, work)
+
+
+def _chain(req: ExportRequest, kind: str, work: Path | None) -> list[Step]:
+    steps: list[Step] = []
+    final_is_onnx = req.format == "onnx"
+    onnx = req.model
+    if kind == "checkpoint":
+        if req.format in ("triton", "deepstream"):
             req = _serving_onnx_options(req)
-        target = req.out if (final_is_onnx and req.precision is Precision.FP32 and req.out) else req.model.with_suffix(".onnx")
+        if work is not None:
+            target = work / req.model.with_suffix(".onnx").name
+        elif final_is_onnx and req.precision is Precision.FP32 and req.out:
+            target = req.out
+        else:
+            target = req.model.with_suffix(".onnx")
         steps.append(_checkpoint_to_onnx(req, target))
         onnx = steps[-1].path
-    elif req.model.suffix.lower() != ".onnx":
-        raise RockedgeError(f"export starts from a checkpoint (.pt) or an ONNX model, got {req.model.name}")
     if not _ok(steps):
         return steps
-    reduced_out = req.out if final_is_onnx else None
     # Reduced precision as an ONNX (the workstation steps) for ONNX Runtime and serving formats. An engine
     # takes the FP32 ONNX and its builder's own FP16/INT8 (TensorRT 8.5-10), or an FP16/Q-DQ ONNX given as MODEL.
     if req.precision is not Precision.FP32 and req.format != "engine":
-        steps.append(_reduce(req, onnx, reduced_out))
+        steps.append(_reduce(req, onnx, req.out if final_is_onnx else (work / f"{onnx.stem}.{req.precision.value}.onnx"
+                                                                        if work is not None else None)))
         onnx = steps[-1].path
     if not _ok(steps) or final_is_onnx:
         return steps
-    if req.format == "engine":
-        steps.append(_engine(req, onnx))
-    else:
-        steps.append(_serving(req, onnx))
+    steps.append(_engine(req, onnx) if req.format == "engine" else _serving(req, onnx))
     return steps
 
 
-def _serving(req: ExportRequest, model: Path) -> Step:
-    from rockedge.export.serving import DS_CHECK_FRAMES, write_serving
+@contextlib.contextmanager
+def _workdir(req: ExportRequest) -> Iterator[Path | None]:
+    """Where a serving layout's intermediate ONNX models go: a temporary folder (the layout holds its own copy and
+    the steps' reports are in the command's output and --json), so exporting a checkpoint for Triton or DeepStream
+    never rewrites the ``best.onnx`` beside it. Other formats keep their ONNX: it is the portable artifact."""
+    if req.format not in ("triton", "deepstream"):
+        yield None
+        return
+    with tempfile.TemporaryDirectory(prefix="rockedge-export-") as tmp:
+        yield Path(tmp)
 
+
+def _serving(req: ExportRequest, model: Path) -> Step:
     return write_serving(req.format, model, req.out, **{"n": min(req.n, DS_CHECK_FRAMES), "seed": req.seed,
                                                         **req.serving_options})
 
@@ -118,8 +138,6 @@ def _serving(req: ExportRequest, model: Path) -> Step:
 def _serving_onnx_options(req: ExportRequest) -> ExportRequest:
     """The ONNX a serving layout needs from a checkpoint: a dynamic batch (Triton batches requests, nvinfer batches
     cameras), and for DeepStream float input and logits (turned into probabilities by the serving step)."""
-    from dataclasses import replace
-
     opts = dict(req.onnx_options)
     if req.format == "deepstream" or int(req.serving_options.get("max_batch", 1)) > 0:
         opts["dynamic"] = True
@@ -136,8 +154,6 @@ def _ok(steps: list[Step]) -> bool:
 
 
 def _checkpoint_to_onnx(req: ExportRequest, target: Path) -> Step:
-    from rockedge.export.pipeline import export_and_verify
-
     outcome = export_and_verify(req.model, target, data_dir=None if str(req.data) == "synth" else req.data, n=req.n,
                                 budget=req.budget, seed=req.seed, trust_pickle=req.trust_pickle, classes=req.classes,
                                 progress=req.progress, **req.onnx_options)
@@ -148,39 +164,24 @@ def _checkpoint_to_onnx(req: ExportRequest, target: Path) -> Step:
 
 def _reduce(req: ExportRequest, onnx: Path, out: Path | None) -> Step:
     if req.precision is Precision.INT8:
-        from rockedge.calibration.int8 import export_int8
-
-        o = export_int8(onnx, out, data=req.data, calib_data=req.calib_data, calib_n=req.calib_n, max_drop=req.max_drop,
-                        max_fp32=req.max_fp32, method=req.calib_method, n=req.n, seed=req.seed, progress=req.progress)
-    else:
-        from rockedge.calibration.fp16 import export_fp16
-
-        o = export_fp16(onnx, out, data=req.data, n=req.n, seed=req.seed)
-    return Step(req.precision.value, o.path, o.passed, o.report_path, o.table, o.report)
+        return export_int8(onnx, out, data=req.data, calib_data=req.calib_data, calib_n=req.calib_n,
+                           max_drop=req.max_drop, max_fp32=req.max_fp32, method=req.calib_method, n=req.n,
+                           seed=req.seed, progress=req.progress)
+    return export_fp16(onnx, out, data=req.data, n=req.n, seed=req.seed)
 
 
 def _engine(req: ExportRequest, onnx: Path) -> Step:
-    from dataclasses import replace
-
-    from rockedge.engine.build import build_engine
-    from rockedge.engine.plan import BuildOptions
-
     opts = req.engine_options or BuildOptions()
     opts = replace(opts, precision=req.precision)
-    o = build_engine(onnx, req.out, opts, batch=int(req.onnx_options.get("batch", 1)),
-                     imgsz=req.onnx_options.get("imgsz"), timing_cache=req.timing_cache,
-                     calib_source=str(req.calib_data) if req.calib_data else None, calib_n=req.calib_n,
-                     calib_cache=req.calib_cache, data_dir=req.data, max_drop=req.max_drop, n=req.n, seed=req.seed)
-    text = f"engine -> {o.plan} (manifest {o.manifest})\n  build: {o.build.get('seconds')} s, layers by precision " \
-           f"{o.build.get('layer_precisions')}"
-    return Step("engine", o.plan, o.passed, o.report, text, {"build": o.build, "verification": o.verification})
+    return build_engine(onnx, req.out, opts, batch=int(req.onnx_options.get("batch", 1)),
+                        imgsz=req.onnx_options.get("imgsz"), timing_cache=req.timing_cache,
+                        calib_source=str(req.calib_data) if req.calib_data else None, calib_n=req.calib_n,
+                        calib_cache=req.calib_cache, data_dir=req.data, max_drop=req.max_drop, n=req.n, seed=req.seed)
 
 
 def _onnx_summary(r: dict[str, Any]) -> str:
     t = r["times"]
     notes = "".join(f"note: {n}\n" for n in r["notes"])
-    from rockedge.export.lint import Finding, format_findings
-
     return (
         f"{notes}exported {r['arch']} -> {r['model']}\n"
         f"  input  {r['input']['name']} {r['input']['shape']} ({r['input']['format']})\n"
