@@ -14,9 +14,22 @@ from pathlib import Path
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
+# The instruction-set extension that decides int8 and float speed most, best first (names from rockedge.probes).
+ISA_TAGS = (("AMX-INT8", "amx"), ("AVX-512 VNNI", "avx512vnni"), ("AVX-VNNI", "avxvnni"), ("AVX-512", "avx512"),
+            ("AVX2", "avx2"), ("int8 matmul", "i8mm"), ("dot product", "dotprod"), ("NEON", "neon"))
+
+
+def isa_tag() -> str:
+    from rockedge.probes import cpu_info
+
+    isa = cpu_info()["isa"]
+    return next((tag for name, tag in ISA_TAGS if name in isa), "noisa")
+
+
 def machine_tag() -> str:
-    """A short name for this machine: architecture and core count, plus the GPU or Jetson model if any."""
-    tag = f"{platform.machine()}-{os.cpu_count()}core"
+    """A short name for this machine: architecture, core count and its best ISA extension (a VNNI machine and
+    an AVX2-only one give different numbers), or the Jetson model."""
+    tag = f"{platform.machine()}-{os.cpu_count()}core-{isa_tag()}"
     try:
         model = Path("/proc/device-tree/model").read_text(errors="replace").replace("\x00", "").strip()
         if model:

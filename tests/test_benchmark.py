@@ -90,3 +90,38 @@ def test_ceiling_models_are_valid_onnx_and_compute_a_matmul(kind):
     np.testing.assert_allclose(c.astype(np.float32), a @ a, atol=tol)
     with pytest.raises(ValueError):
         matmul_model(4, "fp8")
+
+
+def test_cpu_features_are_read_for_both_architectures():
+    from rockedge.probes import cpu_info
+
+    x86 = cpu_info("model name\t: Some Xeon\nflags\t\t: fpu sse avx2 fma avx512f avx512_vnni amx_int8\n", "x86_64")
+    assert x86["model"] == "Some Xeon" and x86["isa"] == ["AVX2", "FMA", "AVX-512", "AVX-512 VNNI", "AMX-INT8"]
+    assert x86["int8_dot_product"]
+    old = cpu_info("flags : fpu sse avx2 fma\n", "x86_64")
+    assert old["isa"] == ["AVX2", "FMA"] and not old["int8_dot_product"]
+    orin = cpu_info("processor : 0\nFeatures : fp asimd evtstrm aes asimdhp cpuid asimdrdm asimddp\n", "aarch64")
+    assert orin["isa"] == ["NEON", "dot product", "FP16 arithmetic"] and orin["int8_dot_product"]
+
+
+def test_every_benchmark_names_the_isa(models, tmp_path):
+    import sys as _sys
+    from pathlib import Path as _Path
+
+    from rockedge.benchmark import machine_info
+
+    info = machine_info()
+    assert isinstance(info["isa"], list) and "int8_dot_product" in info
+    assert all(name in info["summary"] for name in info["isa"])
+    _sys.path.insert(0, str(_Path(__file__).resolve().parents[1] / "benchmarks"))
+    from results import ISA_TAGS, machine_tag
+
+    tag = machine_tag()
+    assert any(tag.endswith(t) for _, t in ISA_TAGS) or tag.endswith("noisa")
+
+
+def test_models_are_benchmarked_at_one_size(models):
+    from rockedge.benchmark import common_size
+
+    # the checkpoint runs at any size; the exported model decides
+    assert common_size([models["ckpt"], models["onnx"]]) == (64, 64)

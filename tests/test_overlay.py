@@ -64,3 +64,33 @@ def test_bad_overlay_arguments_are_errors():
         draw_overlay(frame, mask[:10], palette_lut(PALETTE))
     with pytest.raises(RockedgeError, match="--alpha"):
         draw_overlay(frame, mask, palette_lut(PALETTE), alpha=2.0)
+
+
+@pytest.mark.parametrize("mode", ["resize", "letterbox"])
+def test_the_fast_1080p_path_draws_exactly_what_the_plain_one_does(mode):
+    """Colours looked up at model resolution and scaled up, the blend on the painted box only, scratch arrays
+    reused: the overlay must be pixel for pixel the plain whole-frame blend, and the stats at model resolution the
+    frame's (nearest upscaling keeps every region's connectivity)."""
+    import cv2
+
+    from rockedge.runtime.preprocess import content, fit, restore_mask
+
+    rng = np.random.default_rng(3)
+    frame = rng.integers(0, 255, (1080, 1920, 3), dtype=np.uint8)
+    small = np.zeros((192, 352), np.uint8)
+    for _ in range(25):
+        cv2.circle(small, (int(rng.integers(0, 352)), int(rng.integers(0, 192))), int(rng.integers(2, 15)),
+                   int(rng.integers(1, 3)), -1)
+    lut = palette_lut(PALETTE)
+    _, geom = fit(frame, (192, 352), mode)
+    mask = restore_mask(small, geom)
+    ref = frame.copy()
+    blended = cv2.addWeighted(frame, 0.5, colorize(mask, lut), 0.5, 0.0)
+    cv2.copyTo(blended, (mask != 0).view(np.uint8), ref)
+    for _ in range(2):  # the second call reuses the scratch arrays
+        fast = draw_overlay(frame, mask, lut, colour=restore_mask(colorize(small, lut), geom))
+        assert np.array_equal(fast, ref)
+    assert np.array_equal(draw_overlay(frame, mask, lut), ref)
+    full, model = mask_stats(mask, num_classes=3), mask_stats(content(small, geom), num_classes=3)
+    assert model["rock_count"] == full["rock_count"] > 5
+    assert model["rock_fraction"] == pytest.approx(full["rock_fraction"], abs=0.01)

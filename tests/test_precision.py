@@ -158,3 +158,57 @@ def test_reduced_precision_starts_from_fp32(fp32, blobs, tmp_path):
         from rockedge.calibration.inputs import read_fp32
 
         read_fp32(tmp_path / "h.onnx")
+
+
+# -- the CPU target ------------------------------------------------------------------------------------------------
+
+def test_int8_for_the_cpu_is_onnx_runtimes_layout_and_meets_the_same_budget(fp32, blobs, tmp_path):
+    out = tmp_path / "c.int8.onnx"
+    r = _export(fp32, "--int8", "--target", "cpu", "--data", blobs, "--calib-n", 16, "--out", out)
+    assert r.exit_code == 0, r.output
+    m = onnx.load(str(out))
+    inits = {i.name: i for i in m.graph.initializer}
+    producers = {o: n for n in m.graph.node for o in n.output}
+    convs = [n for n in m.graph.node if n.op_type == "Conv"]
+    # every Conv reads a dequantized activation and an int8 weight stored as int8, and its output is quantized
+    assert convs and all(producers[n.input[0]].op_type == "DequantizeLinear" for n in convs)
+    weights = [producers[n.input[1]] for n in convs]
+    assert all(w.op_type == "DequantizeLinear" and inits[w.input[0]].data_type == onnx.TensorProto.INT8 for w in weights)
+    consumers = {i: n for n in m.graph.node for i in n.input}
+    assert all(consumers[n.output[0]].op_type == "QuantizeLinear" for n in convs)
+    zps = [inits[n.input[2]] for n in m.graph.node if n.op_type == "QuantizeLinear" and n.input[2] in inits]
+    assert any(z.data_type == onnx.TensorProto.UINT8 for z in zps)  # uint8 activations with a zero point
+    meta = {p.key: p.value for p in m.metadata_props}
+    assert meta["rockedge.int8_target"] == "cpu" and meta["rockedge.precision"] == "int8"
+    report = json.loads((tmp_path / "c.int8.parity.json").read_text())
+    assert report["target"] == "cpu" and report["budget"]["passed"]
+    assert report["parity"]["candidate"]["int8_target"] == "cpu"
+    show = CliRunner().invoke(main, ["spec", "show", str(out)])
+    assert "int8_target   cpu" in show.output
+
+
+def test_the_cpu_target_falls_back_to_fp32_layers_like_the_tensorrt_one(fp32, blobs, grey, tmp_path):
+    r = _export(fp32, "--int8", "--target", "cpu", "--data", blobs, "--calib-data", grey, "--calib-n", 1,
+                "--max-drop", 8, "--out", tmp_path / "cfb.int8.onnx")
+    assert r.exit_code == 0, r.output
+    budget = json.loads((tmp_path / "cfb.int8.parity.json").read_text())["budget"]
+    assert budget["steps"][0]["drop_points"] > 8  # a flat calibration frame ruins the full INT8 model
+    chosen = budget["steps"][budget["chosen_step"]]
+    assert chosen["kept_fp32"] > 0 and chosen["drop_points"] <= 8
+
+
+def test_the_wrong_target_says_what_it_costs(fp32, blobs, tmp_path):
+    trt = tmp_path / "t.int8.onnx"
+    assert _export(fp32, "--int8", "--data", blobs, "--calib-n", 8, "--out", trt).exit_code == 0
+    from helpers import cli_runner
+
+    r = cli_runner().invoke(main, ["eval", str(trt), "--data", str(blobs), "-q"])
+    assert r.exit_code == 0, r.stderr
+    assert "is INT8 laid out for TensorRT" in r.stderr and "--target cpu" in r.stderr
+    cpu = tmp_path / "c.int8.onnx"
+    assert _export(fp32, "--int8", "--target", "cpu", "--data", blobs, "--calib-n", 8, "--out", cpu).exit_code == 0
+    r = cli_runner().invoke(main, ["export", str(cpu), "--format", "engine"])
+    assert r.exit_code == 1 and "laid out for ONNX Runtime's CPU provider" in r.stderr
+    assert "--target tensorrt" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    r = cli_runner().invoke(main, ["export", str(fp32), "--target", "cpu"])
+    assert r.exit_code == 1 and "--target is the layout of an INT8 model: add --int8" in r.stderr

@@ -45,7 +45,7 @@ from rockedge.verify.accuracy import budget_class
 from rockedge.verify.compare import frames_with_source
 from rockedge.verify.evaluation import evaluate
 
-CEILING_N = {"fp32": 1024, "fp16": 1024, "int8": 1024}
+CEILING_N = {"fp32": 1024, "fp16": 1024, "int8": 1024, "int8-cpu": 1024}
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,7 @@ class Target:
 class Row:
     target: Target
     precision: str = ""
+    int8_target: str | None = None  # an INT8 ONNX's layout: tensorrt | cpu
     batch: int = 1
     size_hw: tuple[int, int] = (0, 0)
     size_mb: float = 0.0
@@ -84,6 +85,13 @@ class Row:
     iou: float | None = None  # of the rock (second) class
     miou: float | None = None
     error: str | None = None
+
+    @property
+    def prec(self) -> str:
+        """``fp32``, ``int8/cpu``, ``int8/trt``: the precision with an INT8 model's layout."""
+        if self.int8_target:
+            return f"{self.precision}/{'trt' if self.int8_target == 'tensorrt' else self.int8_target}"
+        return self.precision
 
     @property
     def ceiling_fraction(self) -> float | None:
@@ -157,7 +165,6 @@ def _ceiling(t: Target, precision: str) -> float | None:
     if t.backend == "ort":
         import onnxruntime as ort
 
-
         sess = ort.InferenceSession(matmul_model(n, precision), providers=list(t.providers))
         def run() -> None:
             sess.run(None, {"A": a, "B": a})
@@ -191,6 +198,7 @@ def measure(req: dict[str, Any]) -> dict[str, Any]:
         size = be.fixed_size or tuple(req.get("imgsz") or be.spec.input_size)
         batch = be.fixed_batch or int(req.get("batch", 1))
         row.precision, row.batch, row.size_hw = be.info.precision.value, batch, size
+        row.int8_target = be.info.details.get("int8_target")
         frames = _frames(req.get("data"), size, batch)
         x, _ = prepare(frames, be.spec, size)
         x = collate([x], be.fixed_batch)
@@ -217,7 +225,7 @@ def measure(req: dict[str, Any]) -> dict[str, Any]:
             import torch
 
             row.gpu_mem_mb = torch.cuda.max_memory_allocated() / 2**20
-    row.ceiling_gflops = _ceiling(t, row.precision)
+    row.ceiling_gflops = _ceiling(t, "int8-cpu" if row.int8_target == "cpu" else row.precision)
     row.peak_rss_mb = peak_rss_mb()
     return row.to_dict()
 
@@ -256,7 +264,7 @@ class Report:
         return {"machine": self.machine, "settings": self.settings, "rows": [r.to_dict() for r in self.rows]}
 
     def table(self) -> str:
-        head = (f"{'model':<24}{'backend':<22}{'prec':<6}{'batch':>5}{'size':>10}{'p50 ms':>9}{'p95':>8}{'p99':>8}"
+        head = (f"{'model':<24}{'backend':<22}{'prec':<9}{'batch':>5}{'size':>10}{'p50 ms':>9}{'p95':>8}{'p99':>8}"
                 f"{'img/s':>8}{'GFLOP/s':>9}{'ceiling':>9}{'RSS MB':>8}{'MB':>7}{'IoU':>7}{'mIoU':>7}")
         lines = [head]
         for r in self.rows:
@@ -269,10 +277,10 @@ class Report:
             gf = f"{r.achieved_gflops:.1f}" if r.achieved_gflops is not None else "-"
             iou = f"{100 * r.iou:.1f}" if r.iou is not None else "-"
             miou = f"{100 * r.miou:.1f}" if r.miou is not None else "-"
-            lines.append(f"{name:<24}{r.target.label:<22}{r.precision:<6}{r.batch:>5}{r.size_hw[0]:>5}x{r.size_hw[1]:<4}"
+            lines.append(f"{name:<24}{r.target.label:<22}{r.prec:<9}{r.batch:>5}{r.size_hw[0]:>5}x{r.size_hw[1]:<4}"
                          f"{lat['p50']:>9.1f}{lat['p95']:>8.1f}{lat['p99']:>8.1f}{r.images_per_s:>8.1f}{gf:>9}{frac:>9}"
                          f"{r.peak_rss_mb:>8.0f}{r.size_mb:>7.1f}{iou:>7}{miou:>7}")
-        ceilings = sorted({(r.target.label, r.precision, round(r.ceiling_gflops, 1)) for r in self.rows if r.ceiling_gflops})
+        ceilings = sorted({(r.target.label, r.prec, round(r.ceiling_gflops, 1)) for r in self.rows if r.ceiling_gflops})
         if ceilings:
             lines.append("ceiling = a 1024x1024 matrix product through the same runtime and precision: "
                          + "; ".join(f"{lab} {p} {g} GFLOP/s" for lab, p, g in ceilings))
@@ -295,6 +303,21 @@ def machine_info() -> dict[str, Any]:
             "summary": summary}
 
 
+def common_size(models: list[Path]) -> tuple[int, int] | None:
+    """The one input size every model can run at: the fixed size of the exported models (a checkpoint runs at any
+    size), so the table compares models at one size; None when they disagree or none is fixed."""
+    sizes = set()
+    for m in models:
+        mf = open_model_file(m)
+        if mf.kind == "checkpoint" or mf.spec is None or not mf.inputs:
+            continue
+        shape = mf.inputs[0].shape
+        hw = (shape[1], shape[2]) if mf.spec.input_format == "raw" else (shape[2], shape[3]) if len(shape) == 4 else None
+        if hw is not None and None not in hw:
+            sizes.add((int(hw[0]), int(hw[1])))
+    return next(iter(sizes)) if len(sizes) == 1 else None
+
+
 def run_benchmark(models: list[Path], *, data: str | None = None, imgsz: tuple[int, int] | None = None,
                   batch: int = 1, runs: int = 20, warmup: int = 3, progress: bool = True,
                   trust_plan_code: bool = False) -> Report:
@@ -305,6 +328,8 @@ def run_benchmark(models: list[Path], *, data: str | None = None, imgsz: tuple[i
     for m in models:
         if not m.exists():
             raise RockedgeError(f"model not found: {m}")
+    imgsz = imgsz or common_size(models)
+    for m in models:
         found = targets_for(m)
         if not found:
             raise RockedgeError(f"no backend can run {m.name} on this machine (see rockedge doctor)")
@@ -344,7 +369,7 @@ def plot(report: Report, path: Path) -> Path | None:
         return None
 
     rows = [r for r in report.rows if not r.error]
-    labels = [f"{Path(r.target.model).name}\n{r.target.label} {r.precision}" for r in rows]
+    labels = [f"{Path(r.target.model).name}\n{r.target.label} {r.prec}" for r in rows]
     fig, axes = plt.subplots(1, 2, figsize=(13, max(3.5, 0.55 * len(rows) + 1.5)))
     ax = axes[0]
     ax.barh(labels, [r.latency_ms["p50"] for r in rows], xerr=[[0] * len(rows),
@@ -356,13 +381,15 @@ def plot(report: Report, path: Path) -> Path | None:
     if acc:
         ax.scatter([r.images_per_s for r in acc], [100 * (r.iou or 0) for r in acc], s=60, color="#d8543b")
         for r in acc:
-            ax.annotate(f"{Path(r.target.model).stem} {r.precision}", (r.images_per_s, 100 * (r.iou or 0)), fontsize=8,
+            ax.annotate(f"{Path(r.target.model).stem} {r.prec}", (r.images_per_s, 100 * (r.iou or 0)), fontsize=8,
                         xytext=(4, 4), textcoords="offset points")
         ax.set(xlabel="images/s", ylabel="rock IoU, %", title="accuracy vs throughput")
     else:
         ax.text(0.5, 0.5, "no --data: accuracy not measured", ha="center", va="center")
         ax.set_axis_off()
-    fig.suptitle(report.machine["summary"], fontsize=9)
+    sizes = sorted({f"{r.size_hw[0]}x{r.size_hw[1]}" for r in rows})
+    fig.suptitle(f"input {' / '.join(sizes)}, batch {report.settings.get('batch')}; {report.machine['summary']}",
+                 fontsize=9)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=100, format="png")

@@ -270,7 +270,8 @@ def matmul_model(n: int, kind: str = "fp32") -> bytes:
     """An ONNX model computing C = A @ B for n x n float inputs: the arithmetic a convolution network is made of.
 
     ``kind``: ``fp32``; ``fp16`` (inputs cast to float16); ``int8`` (each input through a symmetric
-    QuantizeLinear/DequantizeLinear pair, the Q/DQ form rockedge's INT8 models take)."""
+    QuantizeLinear/DequantizeLinear pair, the TensorRT layout of rockedge's INT8 models); ``int8-cpu`` (uint8 A,
+    int8 B and a quantized output, the layout ONNX Runtime's CPU provider fuses into an int8 QLinearMatMul)."""
     import struct
 
     nodes: list[bytes] = []
@@ -285,9 +286,18 @@ def matmul_model(n: int, kind: str = "fp32") -> bytes:
         for x in ("A", "B"):
             nodes += [_node("QuantizeLinear", [x, "s", "z"], [x + "q"]), _node("DequantizeLinear", [x + "q", "s", "z"], [x + "d"])]
         a, b = "Ad", "Bd"
+    elif kind == "int8-cpu":
+        inits += [_scalar("sa", 1, struct.pack("<f", 1 / 32)), _scalar("za", 2, b"\x80"),
+                  _scalar("sb", 1, struct.pack("<f", 1 / 32)), _scalar("zb", 3, b"\x00"),
+                  _scalar("sc", 1, struct.pack("<f", 1.0)), _scalar("zc", 2, b"\x80")]
+        for x, s, z in (("A", "sa", "za"), ("B", "sb", "zb")):
+            nodes += [_node("QuantizeLinear", [x, s, z], [x + "q"]), _node("DequantizeLinear", [x + "q", s, z], [x + "d"])]
+        nodes += [_node("MatMul", ["Ad", "Bd"], ["Cf"]), _node("QuantizeLinear", ["Cf", "sc", "zc"], ["Cq"]),
+                  _node("DequantizeLinear", ["Cq", "sc", "zc"], ["C"])]
     elif kind != "fp32":
         raise ValueError(f"unknown matmul kind {kind!r}")
-    nodes.append(_node("MatMul", [a, b], ["C"]))
+    if kind != "int8-cpu":
+        nodes.append(_node("MatMul", [a, b], ["C"]))
     out_type = 10 if kind == "fp16" else 1
     graph = (b"".join(_len_field(1, nd) for nd in nodes) + _str_field(2, "ceiling")
              + b"".join(_len_field(5, t) for t in inits)

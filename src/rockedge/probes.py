@@ -71,7 +71,6 @@ def writable_fourcc(suffix: str, fourcc: str, is_color: bool = True) -> bool:
     import cv2
     import numpy as np
 
-
     fd, tmp = tempfile.mkstemp(suffix=suffix)
     os.close(fd)
     try:

@@ -17,6 +17,11 @@ from rockedge.errors import RockedgeError
 METADATA_KEY = "rockedge.spec"
 # ONNX metadata key of the artifact's precision (fp32 | fp16 | int8); absent means fp32.
 PRECISION_KEY = "rockedge.precision"
+# ONNX metadata key of an INT8 model's layout: "tensorrt" (symmetric int8 Q/DQ on Conv/Add inputs, what TensorRT
+# fuses) or "cpu" (ONNX Runtime's own QDQ: uint8 activations around every quantizable op, int8 weights stored as
+# int8, what its CPU provider runs as int8 kernels). Absent on an INT8 model: "tensorrt" (older exports).
+INT8_TARGET_KEY = "rockedge.int8_target"
+INT8_TARGETS = ("tensorrt", "cpu")
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

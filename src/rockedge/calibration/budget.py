@@ -27,7 +27,7 @@ from rockedge.verify.accuracy import Scores, budget_class, score
 
 
 @dataclass
-class Step:
+class Attempt:
     """One attempt: how many layers were kept in FP32 (which were added), and what it scored."""
 
     kept_fp32: int
@@ -45,7 +45,7 @@ class BudgetResult:
     cls: str
     max_drop: float
     fp32: Scores
-    steps: list[Step] = field(default_factory=list)
+    steps: list[Attempt] = field(default_factory=list)
     sensitivity: list[tuple[str, float]] = field(default_factory=list)  # (node, output SQNR in dB alone), worst first
     passed: bool = False
     chosen: int = -1  # index into steps of the model kept
@@ -97,12 +97,17 @@ def _run(model: Any, feeds: Sequence[dict[str, np.ndarray]]) -> list[np.ndarray]
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC  # quick to create, exact fake-quant
-    sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    try:
+        sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    except Exception as e:  # noqa: BLE001 - a variant rockedge made that ORT refuses: say which, in one line
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise RockedgeError(f"an INT8 variant does not load in ONNX Runtime ({first}); a rockedge bug: please "
+                            "report it with --debug") from e
     return [sess.run(None, f)[0].astype(np.float64) for f in feeds]
 
 
 def fit_budget(calibration: Any, dataset: Any, *, max_drop: float, max_fp32: int | None = None,
-               progress: bool = True) -> tuple[Any, BudgetResult]:
+               progress: bool = True, target: str = "tensorrt") -> tuple[Any, BudgetResult]:
     """Quantize, score against FP32, and keep the most sensitive layers in FP32 until within ``max_drop`` points.
 
     At most ``max_fp32`` layers are kept in FP32 (default: half; more would leave an INT8 model in name only).
@@ -110,13 +115,12 @@ def fit_budget(calibration: Any, dataset: Any, *, max_drop: float, max_fp32: int
     record."""
     import onnx
 
-
     if max_drop < 0:
         raise RockedgeError(f"--max-drop must be >= 0 points, got {max_drop}")
     if max_fp32 is not None and max_fp32 < 0:
         raise RockedgeError(f"--max-fp32 must be >= 0 layers, got {max_fp32}")
     fp32_model = onnx.load(str(calibration.model))
-    graph = QdqGraph(quantize(calibration))
+    graph = QdqGraph(quantize(calibration, target), float_model=fp32_model)
     with tempfile.TemporaryDirectory(prefix="rockedge-budget-") as tmp:
         def scored(model: Any, name: str) -> Scores:
             path = Path(tmp) / f"{name}.onnx"
@@ -136,7 +140,7 @@ def fit_budget(calibration: Any, dataset: Any, *, max_drop: float, max_fp32: int
             t0 = time.perf_counter()
             model = graph.with_fp32(order[:size])
             s = scored(model, f"kept{size}")
-            step = Step(size, order[kept:size], s, 100 * (fp32.iou - s.iou))
+            step = Attempt(size, order[kept:size], s, 100 * (fp32.iou - s.iou))
             kept = size
             result.steps.append(step)
             if result.chosen < 0 or step.drop_points < result.steps[result.chosen].drop_points:

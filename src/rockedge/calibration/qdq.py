@@ -1,4 +1,5 @@
-"""Explicit INT8 for TensorRT: a Q/DQ ONNX made with ONNX Runtime's static quantization (a workstation step).
+"""Explicit INT8 as a Q/DQ ONNX made with ONNX Runtime's static quantization (a workstation step), in one of two
+layouts (``--target``): TensorRT's (below) or ONNX Runtime's CPU provider's (:data:`CPU_OPTIONS`).
 
 The settings are the ones TensorRT's parser and fusions want (NVIDIA's explicit-quantization guide,
 ModelOpt's ``trt_guided_options``, ONNX Runtime's ``qdq_quantizer`` notes): int8 activations with zero point
@@ -14,6 +15,12 @@ model is made once (:func:`quantize`), and :class:`QdqGraph` switches individual
 re-wiring their inputs to the float tensors: the accuracy budget tries many variants without re-quantizing.
 The model also runs on ONNX Runtime's CPU provider, which is how its accuracy is measured here (its speed
 there says nothing about TensorRT: ORT cannot fuse these Q/DQ graphs into int8 kernels on the CPU).
+
+The ``cpu`` target is what ONNX Runtime's CPU provider turns into int8 kernels (QLinearConv, QLinearAdd, ...):
+the graph first goes through ORT's quantization pre-processing (shape inference and its graph fusions, so
+HardSwish/Conv+Add patterns quantize as ORT fuses them), then QDQ around every op ORT can quantize, inputs and
+outputs, uint8 activations with a zero point, per-channel int8 weights stored as int8 and a quantized int32 bias:
+``quantize_static``'s defaults. TensorRT cannot parse it (asymmetric activations), so it is for the CPU only.
 """
 
 from __future__ import annotations
@@ -44,9 +51,13 @@ TRT_OPTIONS: dict[str, Any] = {
     "QDQOpTypePerChannelSupportToAxis": {"Conv": 0, "ConvTranspose": 1},
     "ForceQuantizeNoInputCheck": True,
 }
+TARGETS = ("tensorrt", "cpu")
+# ONNX Runtime's own CPU layout: its quantize_static defaults plus per-channel weights.
+CPU_OPTIONS: dict[str, Any] = {"ActivationSymmetric": False, "WeightSymmetric": True}
 # minmax: fast, little memory, measured as good as the others here. percentile: clips outliers (99.99 %).
 # entropy: TensorRT's method with 2048 bins; its search is pure Python and takes minutes.
 METHODS = ("minmax", "percentile", "entropy")
+QUANT_SUFFIX = "_quantized"  # ONNX Runtime's name for a weight stored as int8 (quant_utils.TENSOR_NAME_QUANT_SUFFIX)
 CHUNK = 4  # frames per collect_data call: histogram calibrators hold every activation of a call in memory
 
 
@@ -134,8 +145,36 @@ def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
         yield chunk
 
 
-def quantize(calibration: Calibration) -> Any:
-    """The full Q/DQ ``ModelProto`` of ``calibration.model`` (every Conv and Add quantized)."""
+def prepare(model: Path, target: str, folder: Path) -> Path:
+    """The FP32 graph to calibrate and quantize for ``target``: the model itself for TensorRT, ORT's pre-processed
+    graph (shape inference and its optimizer's fusions) for the CPU."""
+    if target not in TARGETS:
+        raise RockedgeError(f"--target must be one of {', '.join(TARGETS)}, got {target!r}")
+    if target == "tensorrt":
+        return model
+    require("onnxruntime.quantization", "INT8 quantization")
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    out = folder / f"{model.stem}.preprocessed.onnx"
+    with _quiet():
+        quant_pre_process(str(model), str(out))
+    onnx = require("onnx", "INT8 quantization")
+    pre, src = onnx.load(str(out)), onnx.load(str(model), load_external_data=False)
+    del pre.metadata_props[:]
+    pre.metadata_props.extend(src.metadata_props)  # the spec travels: the budget scores this graph as FP32
+    onnx.save(pre, str(out))
+    return out
+
+
+def cpu_op_types() -> list[str]:
+    """Every op type ONNX Runtime can quantize in QDQ form (``quantize_static``'s default list)."""
+    from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
+
+    return sorted(set(QLinearOpsRegistry) | set(QDQRegistry))
+
+
+def quantize(calibration: Calibration, target: str = "tensorrt") -> Any:
+    """The full Q/DQ ``ModelProto`` of ``calibration.model`` in ``target``'s layout (see the module docstring)."""
     q = _quant()
     from onnxruntime.quantization.qdq_quantizer import QDQQuantizer
     from onnxruntime.quantization.quant_utils import load_model_with_shape_infer
@@ -143,8 +182,12 @@ def quantize(calibration: Calibration) -> Any:
     with _quiet():
         base = load_model_with_shape_infer(calibration.model)
         # The quantizer edits both the model and the ranges in place: give it copies.
-        quantizer = QDQQuantizer(base, True, False, q.QuantType.QInt8, q.QuantType.QInt8,
-                                 copy.deepcopy(calibration.ranges), [], [], list(OP_TYPES), dict(TRT_OPTIONS))
+        if target == "cpu":
+            quantizer = QDQQuantizer(base, True, False, q.QuantType.QInt8, q.QuantType.QUInt8,
+                                     copy.deepcopy(calibration.ranges), [], [], cpu_op_types(), dict(CPU_OPTIONS))
+        else:
+            quantizer = QDQQuantizer(base, True, False, q.QuantType.QInt8, q.QuantType.QInt8,
+                                     copy.deepcopy(calibration.ranges), [], [], list(OP_TYPES), dict(TRT_OPTIONS))
         model = quantizer.quantize_model()
     # ONNX Runtime adds metadata of its own (onnx.infer); rockedge stamps its own later.
     kept = [p for p in model.metadata_props if not p.key.startswith("onnx.")]
@@ -156,16 +199,22 @@ def quantize(calibration: Calibration) -> Any:
 class QdqGraph:
     """A full Q/DQ model whose layers can be switched back to FP32 one by one.
 
-    With a dedicated Q/DQ pair per consumer, every DequantizeLinear feeds exactly one node; switching a node to
-    FP32 re-wires those inputs to the float tensor the pair quantized (the activation, or the FP32 weight kept
-    beside the pair). Re-wiring is also what makes an exclusion real: ONNX Runtime's ``nodes_to_exclude`` still
-    leaves an excluded node reading a dequantized input when another consumer of that tensor is quantized.
+    Switching a node to FP32 re-wires its dequantized inputs to the float tensors they came from: the activation
+    a QuantizeLinear quantized, or the FP32 weight (kept beside its Q/DQ pair in the TensorRT layout; taken from
+    ``float_model`` in the CPU layout, where weights are stored as int8). Re-wiring is also what makes an exclusion
+    real: ONNX Runtime's ``nodes_to_exclude`` still leaves an excluded node reading a dequantized input when
+    another consumer of that tensor is quantized. In the CPU layout a switched node's output stays quantized for
+    its consumers: the node itself computes in float.
     """
 
-    def __init__(self, model: Any) -> None:
+    def __init__(self, model: Any, float_model: Any = None) -> None:
         self.model = model
         g = model.graph
+        _unique_names(g)  # layers are addressed by name; ORT's optimizer leaves some nodes unnamed
         producer = {o: n for n in g.node for o in n.output}
+        initializers = {i.name for i in g.initializer}
+        floats = {i.name: i for i in float_model.graph.initializer} if float_model is not None else {}
+        self.float_weights: dict[str, Any] = {}  # FP32 weights a switched node needs from the float model
         self.inputs: dict[str, list[tuple[int, str]]] = {}  # node -> [(input index, float source)]
         for n in g.node:
             if n.op_type in ("QuantizeLinear", "DequantizeLinear"):
@@ -176,6 +225,11 @@ class QdqGraph:
                     continue
                 src = producer.get(dq.input[0])
                 float_source = src.input[0] if src is not None and src.op_type == "QuantizeLinear" else None
+                if float_source is None and dq.input[0] in initializers and dq.input[0].endswith(QUANT_SUFFIX):
+                    weight = dq.input[0][: -len(QUANT_SUFFIX)]
+                    if weight in floats:
+                        float_source = weight
+                        self.float_weights[weight] = floats[weight]
                 if float_source is not None:
                     self.inputs.setdefault(n.name, []).append((i, float_source))
 
@@ -190,8 +244,21 @@ class QdqGraph:
         keep = set(nodes)
         m = onnx.ModelProto()
         m.CopyFrom(self.model)
+        present = {i.name for i in m.graph.initializer}
+        outputs = {o for n in m.graph.node for o in n.output}
         for n in m.graph.node:
             for i, src in self.inputs.get(n.name, []) if n.name in keep else []:
+                if src in self.float_weights:
+                    # ORT may name a weight's DequantizeLinear output after the weight itself: the FP32 copy then
+                    # needs a name of its own.
+                    name = src if src not in outputs else f"{src}_fp32"
+                    if name not in present:
+                        w = onnx.TensorProto()
+                        w.CopyFrom(self.float_weights[src])
+                        w.name = name
+                        m.graph.initializer.append(w)
+                        present.add(name)
+                    src = name
                 n.input[i] = src
         _prune(m)
         return m
@@ -199,6 +266,15 @@ class QdqGraph:
     def only(self, node: str) -> Any:
         """A copy where ``node`` alone is quantized (for isolated sensitivity)."""
         return self.with_fp32(n for n in self.inputs if n != node)
+
+
+def _unique_names(graph: Any) -> None:
+    """Give every node of ``graph`` a name of its own (unnamed or repeated names get the op type and index)."""
+    seen: set[str] = set()
+    for i, n in enumerate(graph.node):
+        if not n.name or n.name in seen:
+            n.name = f"{n.op_type}_{i}"
+        seen.add(n.name)
 
 
 def _prune(model: Any) -> None:

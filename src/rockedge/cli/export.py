@@ -25,7 +25,7 @@ from rockedge.cli.options import (
 )
 from rockedge.console import warn
 from rockedge.errors import RockedgeError
-from rockedge.spec import INPUT_FORMATS, OUTPUT_FORMATS
+from rockedge.spec import INPUT_FORMATS, INT8_TARGETS, OUTPUT_FORMATS
 
 
 @click.command("export")
@@ -49,6 +49,9 @@ from rockedge.spec import INPUT_FORMATS, OUTPUT_FORMATS
 @click.option("--classes", type=NamesType(), default=None,
               help="Class names for a plain state_dict, which has none [default: from --data, else background,rock].")
 @data_option("Labelled dataset: its val split checks parity and holds --int8 to --max-drop ('synth': generated scenes).")
+@click.option("--target", type=click.Choice(INT8_TARGETS), default="tensorrt", show_default=True,
+              help="INT8 layout: tensorrt (symmetric Q/DQ that TensorRT fuses; slower than FP32 on ONNX Runtime's CPU) or "
+                   "cpu (ONNX Runtime's own QDQ, run as int8 kernels on CPUs; TensorRT cannot parse it).")
 @click.option("--calib-data", default=None,
               help="INT8 calibration frames: an image folder, a labelled dataset, a video, or 'synth' "
                    "[default: the --data train split].")
@@ -88,7 +91,7 @@ from rockedge.spec import INPUT_FORMATS, OUTPUT_FORMATS
 @quiet_option
 def export_cmd(model: Path, fmt: str, out: Path | None, half: bool, int8: bool, imgsz: tuple[int, int] | None,
                batch: int, dynamic: bool, opset: int, simplify: bool, input_format: str, output_format: str,
-               classes: tuple[str, ...] | None, data: Path | None, calib_data: str | None, calib_n: int,
+               classes: tuple[str, ...] | None, data: Path | None, target: str, calib_data: str | None, calib_n: int,
                calib_method: str, max_drop: float, max_fp32: int | None, workspace: float | None, timing_cache: Path | None,
                calib_cache: Path | None, dla_core: int | None, version_compatible: bool, hardware_compatible: bool,
                min_shape: str | None, opt_shape: str | None, max_shape: str | None, strongly_typed: bool,
@@ -100,7 +103,8 @@ def export_cmd(model: Path, fmt: str, out: Path | None, half: bool, int8: bool, 
     \b
     Examples:
       rockedge export runs/m/best.pt --imgsz 512                      # runs/m/best.onnx + parity report
-      rockedge export best.pt --int8 --data data/rocks                # best.onnx, best.int8.onnx (Q/DQ)
+      rockedge export best.pt --int8 --data data/rocks                # best.onnx, best.int8.onnx (Q/DQ for TensorRT)
+      rockedge export best.onnx --int8 --target cpu --data data/rocks # best.int8.onnx for ONNX Runtime on CPUs
       rockedge export best.onnx --half                                # best.fp16.onnx
       rockedge export best.int8.onnx --format engine                  # on the Jetson: best.int8.plan + manifest
       rockedge export best.onnx --format engine --half --workspace 0.5
@@ -117,6 +121,8 @@ def export_cmd(model: Path, fmt: str, out: Path | None, half: bool, int8: bool, 
 
     if half and int8:
         raise RockedgeError("--half and --int8 are two precisions; choose one")
+    if "target" in given_options() and not int8:
+        raise RockedgeError("--target is the layout of an INT8 model: add --int8")
     precision = Precision.INT8 if int8 else Precision.FP16 if half else Precision.FP32
     preset, overrides = budget_args(kw)
     engine = BuildOptions(precision=precision, workspace_gb=workspace, dla_core=dla_core,
@@ -128,7 +134,8 @@ def export_cmd(model: Path, fmt: str, out: Path | None, half: bool, int8: bool, 
         model=model, out=out, format=fmt, precision=precision, classes=classes, trust_pickle=trust_pickle,
         onnx_options=dict(imgsz=imgsz, batch=batch, dynamic=dynamic, opset=opset, simplify=simplify,
                           input_format=input_format, output_format=output_format),
-        data=data, calib_data=calib_data, calib_n=calib_n, calib_method=calib_method, max_drop=max_drop,
+        data=data, int8_target=target, calib_data=calib_data, calib_n=calib_n, calib_method=calib_method,
+        max_drop=max_drop,
         max_fp32=max_fp32,
         budget=ParityBudget.for_precision(preset or "fp32", **overrides), n=n, seed=seed, progress=not quiet,
         engine_options=engine, timing_cache=timing_cache, calib_cache=calib_cache,

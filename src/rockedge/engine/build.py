@@ -35,7 +35,11 @@ from rockedge.probes import jetson, meminfo, module_version
 from rockedge.runtime.backends.ort import OrtBackend
 from rockedge.runtime.backends.trt import TrtBackend
 from rockedge.runtime.manifest import EngineManifest, write_manifest
-from rockedge.runtime.modelfile import ENGINE_SUFFIXES, open_model_file
+from rockedge.runtime.modelfile import (
+    ENGINE_SUFFIXES,
+    cpu_layout_refusal,
+    open_model_file,
+)
 from rockedge.spec import ModelSpec
 from rockedge.steps import Step, stage
 from rockedge.verify.accuracy import accuracy_drop
@@ -149,6 +153,8 @@ def build_engine(
     onnx = Path(onnx)
     if not onnx.is_file():
         raise RockedgeError(f"model not found: {onnx}")
+    if open_model_file(onnx).int8_target == "cpu":
+        raise RockedgeError(cpu_layout_refusal(onnx.name))
     facts, spec = onnx_facts(onnx)
     target = engine_path(onnx, options.precision if facts.precision is Precision.FP32 else facts.precision,
                          Path(out) if out else None)

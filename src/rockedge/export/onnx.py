@@ -30,6 +30,7 @@ from rockedge.sizes import parse_size
 from rockedge.spec import (
     INPUT_FORMATS,
     INPUT_NAME,
+    INT8_TARGET_KEY,
     METADATA_KEY,
     OUTPUT_FORMATS,
     OUTPUT_NAMES,
@@ -39,7 +40,7 @@ from rockedge.spec import (
 
 EXPORT_KEY = "rockedge.export"
 SOURCE_SHA_KEY = "rockedge.source_sha256"
-ROCKEDGE_KEYS = (METADATA_KEY, EXPORT_KEY, SOURCE_SHA_KEY, PRECISION_KEY, "rockedge.flops")
+ROCKEDGE_KEYS = (METADATA_KEY, EXPORT_KEY, SOURCE_SHA_KEY, PRECISION_KEY, INT8_TARGET_KEY, "rockedge.flops")
 # TensorRT 8.5 (JetPack 5) parses up to opset 17, TensorRT 10 up to 20; below 13 Resize/Squeeze differ.
 OPSET_RANGE = (13, 20)
 
@@ -278,8 +279,9 @@ def _simplify(model: Any) -> tuple[Any, bool]:
 
 
 def stamp(model: Any, spec: ModelSpec, settings: dict[str, Any], *, source_sha256: str | None,
-          precision: Precision) -> None:
-    """Put spec, precision, source hash and settings into ``metadata_props`` (replacing earlier rockedge keys)."""
+          precision: Precision, int8_target: str | None = None) -> None:
+    """Put spec, precision (and an INT8 model's target layout), source hash and settings into ``metadata_props``
+    (replacing earlier rockedge keys)."""
     keep = [p for p in model.metadata_props if p.key not in ROCKEDGE_KEYS]
     del model.metadata_props[:]
     model.metadata_props.extend(keep)
@@ -288,6 +290,8 @@ def stamp(model: Any, spec: ModelSpec, settings: dict[str, Any], *, source_sha25
                (EXPORT_KEY, json.dumps(settings, sort_keys=True, default=str)), (FLOPS_KEY, str(count_flops(model)))]
     if source_sha256:
         entries.append((SOURCE_SHA_KEY, source_sha256))
+    if int8_target:
+        entries.append((INT8_TARGET_KEY, int8_target))
     for key, value in entries:
         p = model.metadata_props.add()
         p.key, p.value = key, value

@@ -46,6 +46,7 @@ class ExportRequest:
     trust_pickle: bool = False
     # reduced precision
     data: str | os.PathLike[str] | None = None
+    int8_target: str = "tensorrt"  # --target: tensorrt | cpu
     calib_data: str | os.PathLike[str] | None = None
     calib_n: int = 64
     calib_method: str = "minmax"
@@ -166,7 +167,7 @@ def _reduce(req: ExportRequest, onnx: Path, out: Path | None) -> Step:
     if req.precision is Precision.INT8:
         return export_int8(onnx, out, data=req.data, calib_data=req.calib_data, calib_n=req.calib_n,
                            max_drop=req.max_drop, max_fp32=req.max_fp32, method=req.calib_method, n=req.n,
-                           seed=req.seed, progress=req.progress)
+                           seed=req.seed, progress=req.progress, target=req.int8_target)
     return export_fp16(onnx, out, data=req.data, n=req.n, seed=req.seed)
 
 

@@ -19,7 +19,7 @@ FROM_CHECKPOINT = frozenset({"imgsz", "batch", "dynamic", "opset", "simplify", "
 # The accuracy and parity budget of any step, and where its frames come from.
 CHECKED = frozenset({"data", "n", "seed", "budget", "min_agreement", "min_boundary", "min_iou", "max_abs_diff",
                      "tie_margin"})
-INT8_ONNX = frozenset({"calib_data", "calib_n", "calib_method", "max_drop", "max_fp32"})
+INT8_ONNX = frozenset({"calib_data", "calib_n", "calib_method", "max_drop", "max_fp32", "target"})
 ENGINE = frozenset({"workspace", "timing_cache", "calib_cache", "dla_core", "version_compatible",
                     "hardware_compatible", "min_shape", "opt_shape", "max_shape", "strongly_typed",
                     "optimization_level", "calib_data", "calib_n", "max_drop", "imgsz", "batch"})
@@ -48,7 +48,7 @@ EXPORT_FORMATS = (
     ExportFormat("triton", "a Triton model repository folder", (), "either", ("onnxruntime for the checks",),
                  CHECKED | INT8_ONNX | {"max_batch", "instances"}),
     ExportFormat("deepstream", "an nvinfer config, labels and the model reshaped for nvinfer", (), "workstation",
-                 ("onnx", "onnxruntime"), CHECKED | INT8_ONNX | {"max_batch"}),
+                 ("onnx", "onnxruntime"), CHECKED | (INT8_ONNX - {"target"}) | {"max_batch"}),
 )
 FORMAT_NAMES = tuple(f.name for f in EXPORT_FORMATS)
 

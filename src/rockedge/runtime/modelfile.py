@@ -18,7 +18,7 @@ from rockedge.errors import RockedgeError
 from rockedge.onnx_proto import read_info
 from rockedge.precision import Precision
 from rockedge.runtime.manifest import EngineManifest, find_manifest, read_manifest
-from rockedge.spec import METADATA_KEY, PRECISION_KEY, ModelSpec
+from rockedge.spec import INT8_TARGET_KEY, METADATA_KEY, PRECISION_KEY, ModelSpec
 from rockedge.tensors import TensorInfo
 
 
@@ -37,6 +37,18 @@ FILE_KINDS = (
 ENGINE_SUFFIXES = FILE_KINDS[1].suffixes
 CHECKPOINT_SUFFIXES = FILE_KINDS[2].suffixes
 QDQ_OPS = frozenset({"QuantizeLinear", "DequantizeLinear"})
+
+
+def cpu_layout_refusal(name: str, consumer: str = "TensorRT") -> str:
+    """Why a ``--target cpu`` INT8 model cannot go to TensorRT, and what to use instead."""
+    return (f"{name} is INT8 laid out for ONNX Runtime's CPU provider (uint8 activations with zero points), which "
+            f"{consumer} cannot parse (it takes symmetric int8 Q/DQ only): build from the FP32 ONNX (TensorRT "
+            "calibrates it), or quantize for TensorRT with rockedge export MODEL.onnx --int8 --target tensorrt")
+
+
+TRT_LAYOUT_ON_CPU = ("is INT8 laid out for TensorRT (symmetric Q/DQ on Conv/Add inputs): ONNX Runtime's CPU provider "
+                     "cannot fuse it into int8 kernels and runs it slower than the FP32 model; for the CPU quantize with "
+                     "rockedge export MODEL.onnx --int8 --target cpu")
 
 
 def file_kind(path: str | os.PathLike[str]) -> FileKind:
@@ -71,6 +83,13 @@ class ModelFile:
         """Explicit INT8: the graph carries QuantizeLinear/DequantizeLinear nodes."""
         return bool(self.op_types & QDQ_OPS)
 
+    @property
+    def int8_target(self) -> str | None:
+        """An INT8 ONNX's layout: "tensorrt" or "cpu" (:data:`rockedge.spec.INT8_TARGET_KEY`); None otherwise."""
+        if self.precision is not Precision.INT8 or self.kind != "onnx":
+            return None
+        return self.metadata.get(INT8_TARGET_KEY) or "tensorrt"
+
     def require_spec(self, why: str) -> ModelSpec:
         """The spec, or one line saying this file has none and how to give it one."""
         if self.spec is None:
@@ -81,8 +100,12 @@ class ModelFile:
     def details(self) -> dict[str, object]:
         """What ``rockedge spec show`` lists besides the spec."""
         if self.kind == "onnx":
-            return {"opset": self.opset, "producer": self.producer, "inputs": [t.describe() for t in self.inputs],
-                    "outputs": [t.describe() for t in self.outputs]}
+            d: dict[str, object] = {"opset": self.opset, "producer": self.producer,
+                                    "inputs": [t.describe() for t in self.inputs],
+                                    "outputs": [t.describe() for t in self.outputs]}
+            if self.int8_target:
+                d["int8_target"] = self.int8_target
+            return d
         if self.manifest is not None:
             m = self.manifest
             return {"tensorrt": m.tensorrt_version, "gpu": m.gpu_name, "compute_capability": m.compute_capability}

@@ -82,11 +82,19 @@ def to_masks(output: np.ndarray, spec: ModelSpec) -> np.ndarray:
     return output.argmax(axis=1).astype(np.uint8)
 
 
-def restore_mask(mask: np.ndarray, geom: Geometry) -> np.ndarray:
-    """Crop the letterbox and resize a model-sized mask to the frame with nearest-neighbour."""
+def content(mask: np.ndarray, geom: Geometry) -> np.ndarray:
+    """The part of a model-sized mask (or image) that shows the frame: the letterbox bars cropped off."""
     top, left, h, w = geom.content
-    m = mask[top : top + h, left : left + w]
+    return mask[top : top + h, left : left + w]
+
+
+def restore_mask(mask: np.ndarray, geom: Geometry, dst: np.ndarray | None = None) -> np.ndarray:
+    """Crop the letterbox and resize a model-sized mask (or an ``HxWx3`` image made from it) to the frame with
+    nearest-neighbour; ``dst`` receives it when it has the frame's shape (no new frame-sized allocation)."""
+    m = content(mask, geom)
     fh, fw = geom.frame_hw
-    if m.shape != (fh, fw):
+    if m.shape[:2] != (fh, fw):
+        if dst is not None and dst.shape[:2] == (fh, fw) and dst.shape[2:] == m.shape[2:] and dst.dtype == m.dtype:
+            return cv2.resize(m, (fw, fh), dst=dst, interpolation=cv2.INTER_NEAREST)
         m = cv2.resize(m, (fw, fh), interpolation=cv2.INTER_NEAREST)
     return m

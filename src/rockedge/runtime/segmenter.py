@@ -20,8 +20,20 @@ from rockedge.errors import RockedgeError
 from rockedge.runtime.backends.base import Backend
 from rockedge.runtime.backends.loader import BackendOptions, open_backend
 from rockedge.runtime.batching import collate, count_nonfinite
-from rockedge.runtime.overlay import draw_overlay, mask_stats, palette_lut
-from rockedge.runtime.preprocess import Geometry, prepare, restore_mask, to_masks
+from rockedge.runtime.overlay import (
+    colorize,
+    draw_overlay,
+    mask_stats,
+    palette_lut,
+    scratch,
+)
+from rockedge.runtime.preprocess import (
+    Geometry,
+    content,
+    prepare,
+    restore_mask,
+    to_masks,
+)
 from rockedge.sizes import format_hw
 from rockedge.spec import ModelSpec
 
@@ -147,13 +159,20 @@ class Segmenter:
         return masks
 
     def postprocess(self, frame: np.ndarray, small_mask: np.ndarray, geom: Geometry) -> Result:
-        """Model-size mask -> frame-size mask, overlay and stats."""
+        """Model-size mask -> frame-size mask, overlay and stats.
+
+        The stats are computed at model resolution (the letterbox cropped off): a nearest-neighbour upscale keeps
+        every region's connectivity, so the rock count is exact, and the rock fraction is the same up to the
+        rounding of the scale. The overlay's colours are looked up at model resolution too."""
         if small_mask.shape != tuple(self.input_size):  # a model whose output stride is not 1
             small_mask = cv2.resize(small_mask, (self.input_size[1], self.input_size[0]),
                                     interpolation=cv2.INTER_NEAREST)
         mask = restore_mask(small_mask, geom)
-        overlay = draw_overlay(frame, mask, self.lut, alpha=self.alpha, contours=self.contours) if self.draw else None
-        return Result(mask, overlay, mask_stats(mask, num_classes=self.spec.num_classes))
+        overlay = None
+        if self.draw:
+            colour = restore_mask(colorize(small_mask, self.lut), geom, dst=scratch("colour", frame.shape))
+            overlay = draw_overlay(frame, mask, self.lut, alpha=self.alpha, contours=self.contours, colour=colour)
+        return Result(mask, overlay, mask_stats(content(small_mask, geom), num_classes=self.spec.num_classes))
 
     # -- one-call API ------------------------------------------------------------------------------
     def predict(self, frame: np.ndarray) -> Result:

@@ -21,6 +21,7 @@ from pathlib import Path
 from rockedge.atomic import staging_dir
 from rockedge.errors import RockedgeError
 from rockedge.precision import Precision
+from rockedge.runtime.modelfile import cpu_layout_refusal
 from rockedge.serving.graph import _onnx, deepstream_model
 from rockedge.serving.model import (
     DS_INPUT,
@@ -77,6 +78,8 @@ def write_deepstream(src: Source, out: Path, *, max_batch: int, n: int = DS_CHEC
             f"DeepStream needs the model reshaped for nvinfer (normalisation in the graph, probabilities out), which "
             f"{src.path.name}, a rockedge engine, is not; export the ONNX it was built from with --format deepstream "
             f"(nvinfer builds and caches its own engine from it)")
+    if src.int8_target == "cpu":
+        raise RockedgeError(cpu_layout_refusal(src.path.name, "DeepStream's TensorRT"))
     s = src.spec
     if s.input_format != "float" or s.output_format != "logits":
         raise RockedgeError(

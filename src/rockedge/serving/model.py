@@ -39,6 +39,7 @@ class Source:
     outputs: list[TensorInfo]
     opset: int = 0
     manifest: dict[str, Any] = field(default_factory=dict)
+    int8_target: str | None = None  # an INT8 ONNX's layout (tensorrt | cpu)
 
     @property
     def batch_dynamic(self) -> bool:
@@ -74,7 +75,7 @@ def read_source(path: Path) -> Source:
     inp = TensorInfo(i.name, _fill(i.shape, _input_shape(spec)), i.dtype, spec.input_layout)
     outs = [TensorInfo(o.name, _fill(o.shape, _output_shape(spec)), o.dtype,
                        "NHW" if spec.output_format == "mask" else "NCHW") for o in mf.outputs]
-    return Source(path, "onnx", spec, mf.precision, inp, outs, opset=mf.opset)
+    return Source(path, "onnx", spec, mf.precision, inp, outs, opset=mf.opset, int8_target=mf.int8_target)
 
 
 def _input_shape(spec: ModelSpec) -> tuple[int, ...]:
