@@ -130,9 +130,19 @@ NEWER_METHODS = {"removeprefix": "3.9", "removesuffix": "3.9", "is_relative_to":
                  "to_thread": "3.9"}
 
 
+# Keyword arguments added after 3.8 to functions device code calls (ThreadPoolExecutor.shutdown, zip, dataclass).
+NEWER_KEYWORDS = {"cancel_futures": "3.9", "kw_only": "3.10", "slots": "3.10", "usedforsecurity": "3.9"}
+
+
 def newer_methods(tree: ast.AST, path: Path) -> list[str]:
     out = []
     for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            for kw in node.keywords:
+                if kw.arg in NEWER_KEYWORDS:
+                    out.append(f"{path}:{node.lineno}: the keyword {kw.arg}= needs Python {NEWER_KEYWORDS[kw.arg]}")
+            if isinstance(node.func, ast.Name) and node.func.id == "zip" and any(k.arg == "strict" for k in node.keywords):
+                out.append(f"{path}:{node.lineno}: zip(strict=) needs Python 3.10")
         if isinstance(node, ast.Attribute) and node.attr in NEWER_METHODS and isinstance(node.ctx, ast.Load):
             out.append(f"{path}:{node.lineno}: .{node.attr} needs Python {NEWER_METHODS[node.attr]}")
         if (isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr)

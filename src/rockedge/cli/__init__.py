@@ -17,31 +17,62 @@ from typing import Any
 import click
 
 from rockedge._version import __version__
-from rockedge.errors import Interrupted, RockedgeError
+from rockedge.cli import boundary
+from rockedge.errors import Interrupted
 
 COMMAND_MODULES = ("data", "train", "eval", "export", "verify", "lint", "spec", "run", "benchmark", "doctor", "demo")
 
 
 class RockedgeGroup(click.Group):
-    """Turns library errors into one line and their exit code; ``--debug`` keeps the traceback."""
+    """Turns library errors and what the machine does into one line and an exit status (:mod:`.boundary`);
+    ``--debug`` keeps the traceback."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except RockedgeError as e:
-            if ctx.obj and ctx.obj.get("debug"):
-                traceback.print_exc()
-            prefix = "interrupted" if isinstance(e, Interrupted) else "error"
-            click.secho(f"{prefix}: {e}", fg="yellow" if isinstance(e, Interrupted) else "red", err=True)
-            ctx.exit(e.exit_code)
-        except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
-            ctx.exit(Interrupted.exit_code)
+        except click.exceptions.Exit:
+            raise
         except click.UsageError as e:
             # Bad flags are user input too: one line (click's default is usage + hint + error), exit 2.
             where = e.ctx.command_path if e.ctx is not None else "rockedge"
-            click.secho(f"error: {e.format_message()} (see '{where} --help')", fg="red", err=True)
+            boundary.say(f"error: {e.format_message()} (see '{where} --help')")
             ctx.exit(e.exit_code)
+        except click.ClickException:
+            raise
+        except BaseException as e:  # noqa: BLE001 - the boundary: known kinds become one line, bugs re-raise
+            known = boundary.translate(e)
+            if known is None or isinstance(e, SystemExit):
+                raise
+            if ctx.obj and ctx.obj.get("debug"):
+                traceback.print_exc()
+            boundary.say(known[0])
+            ctx.exit(known[1])
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        boundary.install_signal_handlers()
+        kwargs.setdefault("standalone_mode", True)
+        try:
+            rv = super().main(*args, **{**kwargs, "standalone_mode": False})
+            code = rv if isinstance(rv, int) else 0  # click returns ctx.exit's status in this mode
+        except click.exceptions.Exit as e:
+            code = e.exit_code
+        except click.ClickException as e:  # errors click raises before a command runs (unknown command, ...)
+            boundary.say(f"error: {e.format_message()}")
+            code = e.exit_code
+        except click.exceptions.Abort:
+            boundary.say("interrupted")
+            code = Interrupted.exit_code
+        except BaseException as e:  # noqa: BLE001 - e.g. a signal before the group ran
+            known = boundary.translate(e)
+            if known is None or isinstance(e, SystemExit):
+                raise
+            boundary.say(known[0])
+            code = known[1]
+        problem = boundary.flush_stdout()
+        if problem:
+            boundary.say(problem)
+            code = code or 1
+        sys.exit(code)
 
 
 @click.group(cls=RockedgeGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

@@ -21,6 +21,7 @@ from rockedge.console import progress as console_progress
 from rockedge.data.labelmap import LabelMap, write_labelmap
 from rockedge.data.procedural import render
 from rockedge.errors import RockedgeError
+from rockedge.media import check_video
 from rockedge.sizes import parse_size
 
 MIN_SIDE = 32
@@ -150,7 +151,10 @@ def write_synth_video(
                 pending.popleft().result()
         finally:
             writer.release()
-            pool.shutdown(wait=True, cancel_futures=True)
+            for f in pending:
+                f.cancel()
+            pool.shutdown(wait=True)
+        check_video(tmp_video, frames, out_video)  # VideoWriter never says the disk filled up: look at the file
         write_labelmap(tmp_masks / "labelmap.txt", LabelMap.default())
     return out_video
 

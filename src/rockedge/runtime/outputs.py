@@ -17,7 +17,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from rockedge.atomic import ensure_writable_dir, write_json
+from rockedge.atomic import commit_all, ensure_writable_dir, temp_beside, to_json
 from rockedge.console import warn
 from rockedge.errors import RockedgeError
 from rockedge.media import IMAGE_SUFFIXES
@@ -134,19 +134,37 @@ class RunOutputs:
         return {name: sink for name, sink in named if sink is not None}
 
     def commit(self, summary: dict[str, Any] | None = None) -> dict[str, str]:
-        """Move every finished file into place and write ``summary`` (given the outputs) as JSON beside them;
-        returns {what: path}."""
+        """Check every finished file, then move them and the ``summary`` JSON into place together: all of them or,
+        when one cannot be (a broken video, a full disk), none, with the previous outputs left as they were.
+        Returns {what: path}."""
         written: dict[str, str] = {}
-        for name, sink in self._sinks().items():
-            p = sink.commit()
-            if p is not None:
-                written[name] = str(p)
-        if not written:
-            self._remove_created()
-            return written
-        if summary is not None:
-            written["summary"] = str(self.summary_path)
-            write_json(self.summary_path, {**summary, "outputs": written})
+        pairs: list[tuple[Path, Path]] = []
+        try:
+            for name, sink in self._sinks().items():
+                if isinstance(sink, ImageSink):  # its images were written one by one, each atomically
+                    p = sink.commit()
+                    if p is not None:
+                        written[name] = str(p)
+                    continue
+                done = sink.finish()
+                if done is not None:
+                    pairs.append(done)
+                    written[name] = str(done[1])
+            if not written:
+                self._remove_created()
+                return written
+            if summary is not None:
+                written["summary"] = str(self.summary_path)
+                tmp = temp_beside(self.summary_path)
+                pairs.append((tmp, self.summary_path))
+                tmp.write_text(to_json({**summary, "outputs": written}) + "\n", encoding="utf-8")
+            commit_all(pairs)
+        except BaseException:
+            for tmp, _ in pairs:
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
+            self.abort()
+            raise
         return written
 
     def abort(self) -> None:

@@ -9,9 +9,12 @@ source that raises ends the loop cleanly: what was written is committed, the sum
 
 from __future__ import annotations
 
+import contextlib
 import queue
+import signal
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -127,6 +130,8 @@ class _Prepared:
 
 
 class _Run:
+    interrupted: str | None = None  # the signal that asked the run to stop
+
     def __init__(self, seg: Segmenter, source: Source) -> None:
         self.seg = seg
         self.source = source
@@ -266,7 +271,8 @@ def run_pipeline(
     summary = Summary(source=source.describe(), model=seg.describe())
     t_start = time.perf_counter()
     try:
-        frames, times = _consume(run, summary, outputs, progress=progress, show=show, max_frames=max_frames)
+        with _stop_on_signals(run):
+            frames, times = _consume(run, summary, outputs, progress=progress, show=show, max_frames=max_frames)
     except BaseException:
         run.shutdown()
         if outputs is not None:
@@ -293,6 +299,37 @@ def run_pipeline(
     return summary
 
 
+STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
+
+
+@contextlib.contextmanager
+def _stop_on_signals(run: _Run) -> Iterator[None]:
+    """Ctrl-C, SIGTERM (``timeout``, ``docker stop``, systemd) and SIGHUP end the run between two frames: the
+    handler only notes the signal, so a frame is never half written (the overlay video one frame ahead of the
+    mask video or of the summary). A second signal stops at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if run.interrupted:
+            raise KeyboardInterrupt(signal.Signals(signum).name)
+        run.interrupted = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+        run.stop.set()
+
+    old = {}
+    for name in STOP_SIGNALS:
+        if hasattr(signal, name):
+            with contextlib.suppress(ValueError, OSError):
+                old[name] = signal.signal(getattr(signal, name), handler)
+    try:
+        yield
+    finally:
+        for name, h in old.items():
+            with contextlib.suppress(ValueError, OSError):
+                signal.signal(getattr(signal, name), h)
+
+
 def _consume(run: _Run, summary: Summary, outputs: RunOutputs | None, *, progress: bool, show: bool,
              max_frames: int | None) -> tuple[int, dict[str, list[float]]]:
     """The main thread: start the workers, write each result in order, stop on the end marker, q/Esc,
@@ -304,8 +341,13 @@ def _consume(run: _Run, summary: Summary, outputs: RunOutputs | None, *, progres
     try:
         run.start()
         while True:
+            if run.interrupted:
+                summary.stopped, summary.reason = "interrupted", run.interrupted
+                break
             item = _get(run.q_results, run.stop)
             if item is _END:
+                if run.interrupted:
+                    summary.stopped, summary.reason = "interrupted", run.interrupted
                 break
             f, r, st = item
             t0 = time.perf_counter()

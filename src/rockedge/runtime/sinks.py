@@ -1,11 +1,16 @@
 """Where results go: overlay/mask videos, overlay/mask images, JSON lines (numpy + OpenCV only).
 
-Every sink answers one protocol: ``write(...)``, ``commit() -> Path | None`` (finish and move into
-place; None when nothing was written), ``abort()`` (remove what is unfinished). File sinks write under
-a temporary name beside their target (same suffix, since OpenCV picks the container from it) and
-rename it on commit. A run that stops early (Ctrl-C, a broken stream) still commits what it wrote,
-because a video writer that is released properly is a playable file; a run that fails aborts, so
-nothing half-written is left.
+Every sink answers one protocol: ``write(...)``, ``finish() -> (temporary, target) | None`` (close and check
+the file; None when nothing was written), ``commit() -> Path | None`` (finish and move into place) and ``abort()``
+(remove what is unfinished). File sinks write under a temporary name beside their target (same suffix, since
+OpenCV picks the container from it); :class:`rockedge.runtime.outputs.RunOutputs` moves all of a run's files into
+place together (:func:`rockedge.atomic.commit_all`). A run that stops early (Ctrl-C, SIGTERM, a broken stream)
+still commits what it wrote, because a video writer that is released properly is a playable file; a run that fails
+aborts, so nothing half-written is left.
+
+OpenCV's ``VideoWriter.write`` reports nothing: on a full disk it keeps accepting frames and leaves a file without
+its index (an MP4 with no moov atom plays nowhere). So the free space is watched while writing, and a finished
+video is opened and its frames counted before it may replace anything.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import numpy as np
 from rockedge.atomic import temp_beside
 from rockedge.console import warn
 from rockedge.errors import RockedgeError
+from rockedge.media import check_video, free_bytes
 from rockedge.probes import writable_fourcc
 
 # Preferred codecs per container, best first. pip's OpenCV has no H.264 encoder, JetPack's usually does.
@@ -36,6 +42,9 @@ VIDEO_SUFFIXES = tuple(CODECS)
 FALLBACK = (".mp4", "mp4v")
 # Masks must survive the codec exactly: FFV1 is lossless and OpenCV's FFmpeg writes it.
 MASK_VIDEO = (".mkv", "FFV1")
+# A video is refused when less than this is free where it is written (checked every FREE_CHECK_EVERY frames).
+MIN_FREE_BYTES = 32 << 20
+FREE_CHECK_EVERY = 30
 
 
 class Sink(Protocol):
@@ -73,12 +82,27 @@ class TempFileSink:
     def _close(self) -> None:
         """Flush and close the underlying writer (subclasses)."""
 
-    def commit(self) -> Path | None:
+    def _check(self) -> None:
+        """Raise one line when the finished temporary file is not what was written (subclasses)."""
+
+    def finish(self) -> tuple[Path, Path] | None:
+        """Close and check the file: ``(temporary, target)`` to move into place, None when nothing was written."""
         self._close()
         if self.count == 0:
             self.abort()
             return None
-        os.replace(self.tmp, self.target)
+        try:
+            self._check()
+        except BaseException:
+            self.abort()
+            raise
+        return self.tmp, self.target
+
+    def commit(self) -> Path | None:
+        done = self.finish()
+        if done is None:
+            return None
+        os.replace(*done)
         return self.target
 
     def abort(self) -> None:
@@ -111,6 +135,9 @@ class VideoSink(TempFileSink):
         if image.shape[:2] != self.size:  # a camera that changes resolution mid-stream
             assert self.size is not None
             image = cv2.resize(image, (self.size[1], self.size[0]), interpolation=cv2.INTER_NEAREST)
+        if self.count % FREE_CHECK_EVERY == 0 and free_bytes(self.tmp) < MIN_FREE_BYTES:
+            raise RockedgeError(f"no space left to write {self.target} ({free_bytes(self.tmp) >> 20} MB free on its "
+                                "disk); stopped before the video became unreadable")
         self._writer.write(image)
         self.count += 1
 
@@ -118,6 +145,9 @@ class VideoSink(TempFileSink):
         if self._writer is not None:
             self._writer.release()
             self._writer = None
+
+    def _check(self) -> None:
+        check_video(self.tmp, self.count, self.target)
 
 
 class JsonLinesSink(TempFileSink):
@@ -129,7 +159,7 @@ class JsonLinesSink(TempFileSink):
 
     def write(self, record: dict[str, Any]) -> None:
         assert self._fh is not None
-        self._fh.write(json.dumps(record, separators=(",", ":")) + "\n")
+        self._fh.write(json.dumps(record, separators=(",", ":"), allow_nan=False, default=str) + "\n")
         self.count += 1
 
     def _close(self) -> None:
