@@ -26,4 +26,4 @@ PY
 exec .venv-oldest/bin/python -m pytest -q -p no:cacheprovider "$@" \
   tests/test_runtime.py tests/test_run_cli.py tests/test_sources.py tests/test_overlay.py tests/test_preprocess.py \
   tests/test_trt.py tests/test_sizes.py tests/test_metrics.py tests/test_atomic.py tests/test_console.py \
-  tests/test_doctor.py tests/test_calibration.py tests/test_engine_plan.py
+  tests/test_doctor.py tests/test_calibration.py tests/test_engine_plan.py tests/test_faults.py

@@ -293,7 +293,7 @@ def test_unwritable_output(ckpt, tmp_path):
     out = blocker / "m.onnx"
     res = run_cli("export", ckpt, "--out", out)
     assert_one_line_error(res)
-    assert "cannot create output directory" in res.output
+    assert "it is a file, not a folder" in res.output
     assert blocker.read_text().startswith("a file")
 
 

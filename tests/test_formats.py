@@ -4,7 +4,6 @@ name instead of being ignored, and an export with nothing to do says so."""
 from __future__ import annotations
 
 import pytest
-
 from helpers import cli_runner
 
 from rockedge.cli import main

@@ -61,6 +61,7 @@ def test_int8_qdq_model_is_what_tensorrt_accepts_and_meets_the_budget(fp32, blob
     r = _export(fp32, "--int8", "--data", blobs, "--calib-n", 16, "--out", out)
     assert r.exit_code == 0, r.output
     m = onnx.load(str(out))
+    onnx.checker.check_model(m)  # topologically sorted, as Netron, onnxsim and older onnx-tensorrt expect
     ops = [n.op_type for n in m.graph.node]
     assert ops.count("QuantizeLinear") > 20 and ops.count("DequantizeLinear") > 20
     assert {o.version for o in m.opset_import if o.domain in ("", "ai.onnx")} == {17}  # TensorRT 8.5 parses it
@@ -94,6 +95,7 @@ def test_budget_keeps_sensitive_layers_in_fp32_until_it_is_met(fp32, blobs, grey
     assert chosen["kept_fp32"] > 0 and chosen["drop_points"] <= 8
     assert len(budget["kept_fp32"]) == chosen["kept_fp32"] and budget["sensitivity_db"]
     m = onnx.load(str(tmp_path / "fb.int8.onnx"))
+    onnx.checker.check_model(m)  # with layers switched back to FP32 too
     assert json.loads({p.key: p.value for p in m.metadata_props}["rockedge.export"])["kept_fp32"] == budget["kept_fp32"]
 
 
@@ -167,6 +169,7 @@ def test_int8_for_the_cpu_is_onnx_runtimes_layout_and_meets_the_same_budget(fp32
     r = _export(fp32, "--int8", "--target", "cpu", "--data", blobs, "--calib-n", 16, "--out", out)
     assert r.exit_code == 0, r.output
     m = onnx.load(str(out))
+    onnx.checker.check_model(m)
     inits = {i.name: i for i in m.graph.initializer}
     producers = {o: n for n in m.graph.node for o in n.output}
     convs = [n for n in m.graph.node if n.op_type == "Conv"]

@@ -8,8 +8,7 @@ manager that renames on success and removes on failure), :func:`staging_dir` (a 
 What a killed process leaves: temporary names are ``.<stem>.<pid>-<random>.tmp<suffix>`` (short and ASCII: a
 255-byte file name still gets a temporary one, and OpenCV never sees a non-ASCII name of ours) beside the target.
 The next rockedge run that writes the same target removes those of processes that are no longer alive
-(:func:`clean_stale`), and a folder swap interrupted between its two halves is finished or undone
-(:func:`recover_dir`). A folder replaces another in one step where Linux allows it (``renameat2`` with
+(:func:`clean_stale`), and a folder swap interrupted between its two halves is undone (:func:`recover_dir`). A folder replaces another in one step where Linux allows it (``renameat2`` with
 ``RENAME_EXCHANGE``), so there is no moment without a folder at the target.
 """
 
@@ -47,16 +46,26 @@ def ensure_writable_dir(path: Path) -> None:
         raise RockedgeError(f"output directory {path} is not writable")
 
 
+def check_names(paths: "list[Path]") -> None:
+    """One line, before any work, when a name an output would get is longer than the file system allows (the
+    summary and frame-log names add to ``--out``'s)."""
+    for p in paths:
+        size = len(os.fsencode(p.name))
+        if size > NAME_MAX:
+            raise RockedgeError(f"the output name {p.name[:40]}... would be {size} bytes, more than the {NAME_MAX} a "
+                                "file name may have; shorten --out")
+
+
 def _parent(target: Path) -> Path:
     return target.parent if str(target.parent) else Path(".")
 
 
 def _tag(stem: str, budget: int) -> str:
     """``stem`` as a short ASCII tag: itself when short and ASCII, else a readable head plus a hash."""
-    if len(stem.encode()) <= budget and stem.isascii():
+    if len(stem) <= budget and stem.isascii():
         return stem
     head = re.sub(r"[^A-Za-z0-9_-]+", "_", stem)[: max(0, budget - 9)]
-    return f"{head}-{hashlib.sha1(stem.encode()).hexdigest()[:8]}"
+    return f"{head}-{hashlib.sha1(os.fsencode(stem)).hexdigest()[:8]}"
 
 
 def _base(target: Path, kind: str) -> str:
@@ -68,7 +77,7 @@ def temp_name(target: Path, kind: str = "tmp", suffix: str | None = None) -> str
     """``.<stem>.<pid>-<random>.<kind><suffix>`` for ``target``, at most :data:`NAME_MAX` bytes."""
     suffix = target.suffix if suffix is None else suffix
     fixed = f"..{os.getpid()}-00000000.{kind}{suffix}"
-    tag = _tag(_base(target, kind), NAME_MAX - len(fixed.encode()) - 1)
+    tag = _tag(_base(target, kind), NAME_MAX - len(os.fsencode(fixed)) - 1)
     return f".{tag}.{os.getpid()}-{secrets.token_hex(4)}.{kind}{suffix}"
 
 
@@ -141,12 +150,25 @@ def temp_beside(target: str | os.PathLike[str], suffix: str | None = None) -> Pa
 
 
 @contextlib.contextmanager
+def naming(target: Path) -> Iterator[None]:
+    """Give an OSError raised by writes to an open file (which carry no file name) the name of ``target``, so the
+    one-line error says which output a full disk or a file-size limit stopped."""
+    try:
+        yield
+    except OSError as e:
+        if e.filename is not None or e.errno is None:
+            raise
+        raise OSError(e.errno, e.strerror, str(target)) from e
+
+
+@contextlib.contextmanager
 def atomic_path(target: str | os.PathLike[str], suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; rename it onto ``target`` only if the block succeeds."""
     target = Path(target)
     tmp_path = temp_beside(target, suffix)
     try:
-        yield tmp_path
+        with naming(target):
+            yield tmp_path
         if tmp_path.exists():
             apply_default_mode(tmp_path)
         os.replace(tmp_path, target)
@@ -212,8 +234,9 @@ def _exchange(a: Path, b: Path) -> bool:
 
 
 def recover_dir(out: Path) -> list[Path]:
-    """Finish or undo a folder swap a killed process left: with no folder at ``out``, the new half (else the old
-    one) of a dead process is moved to ``out``; the halves left over are removed. Returns what was touched."""
+    """Undo what a killed folder swap left: with no folder at ``out``, the previous folder a dead process had
+    moved aside goes back to ``out``; every other half is removed. A new half is never promoted: nothing says its
+    writer finished it. Returns what was touched."""
     halves: list[tuple[str, Path]] = []
     try:
         entries = list(_parent(out).iterdir())
@@ -225,12 +248,10 @@ def recover_dir(out: Path) -> list[Path]:
             halves.append((owned[0], p))
     touched = [p for _, p in halves]
     if not out.exists():
-        for kind in ("new", "old"):
-            found = [p for k, p in halves if k == kind]
-            if found:
-                os.replace(found[0], out)
-                halves = [(k, p) for k, p in halves if p != found[0]]
-                break
+        found = [p for k, p in halves if k == "old"]
+        if found:
+            os.replace(found[0], out)
+            halves = [(k, p) for k, p in halves if p != found[0]]
     for _, p in halves:
         shutil.rmtree(p, ignore_errors=True)
     return touched
@@ -240,7 +261,7 @@ def recover_dir(out: Path) -> list[Path]:
 def staging_dir(out: str | os.PathLike[str], *, overwrite: bool = False) -> Iterator[Path]:
     """A temporary folder beside ``out``, put at ``out`` when the block succeeds (an existing ``out`` is
     replaced only with ``overwrite``). The replacement is one exchange of the two folders where Linux can, else a
-    move aside and a rename; a process killed in between is finished by the next run (:func:`recover_dir`)."""
+    move aside and a rename; a process killed in between is undone by the next run (:func:`recover_dir`)."""
     out = Path(out)
     ensure_writable_dir(_parent(out))
     recover_dir(out)

@@ -312,9 +312,11 @@ def common_size(models: list[Path]) -> tuple[int, int] | None:
         if mf.kind == "checkpoint" or mf.spec is None or not mf.inputs:
             continue
         shape = mf.inputs[0].shape
-        hw = (shape[1], shape[2]) if mf.spec.input_format == "raw" else (shape[2], shape[3]) if len(shape) == 4 else None
-        if hw is not None and None not in hw:
-            sizes.add((int(hw[0]), int(hw[1])))
+        if len(shape) != 4:
+            continue
+        h, w = (shape[1], shape[2]) if mf.spec.input_format == "raw" else (shape[2], shape[3])
+        if h is not None and w is not None:
+            sizes.add((int(h), int(w)))
     return next(iter(sizes)) if len(sizes) == 1 else None
 
 

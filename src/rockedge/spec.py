@@ -49,8 +49,40 @@ OUTPUT_NAMES = {"logits": "logits", "mask": "mask"}
 MASK_DTYPE = "int32"
 
 
+def _seq(name: str, value: Any, convert: Any, kind: str) -> tuple[Any, ...]:
+    """``value`` as a tuple of ``convert``-ed items, or one line naming the field and what it should be."""
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        raise RockedgeError(f"spec field {name!r} must be a list of {kind}, got {value!r}")
+    try:
+        out = tuple(convert(v) for v in value)
+    except (TypeError, ValueError):
+        raise RockedgeError(f"spec field {name!r} must be a list of {kind}, got {value!r}") from None
+    return out
+
+
+def _number(v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise TypeError(v)
+    f = float(v)
+    if f != f or f in (float("inf"), float("-inf")):
+        raise ValueError(v)
+    return f
+
+
+def _integer(v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or float(v) != int(v):
+        raise TypeError(v)
+    return int(v)
+
+
+def _name(v: Any) -> str:
+    if not isinstance(v, str):
+        raise TypeError(v)
+    return v
+
+
 def _rgb(c: Any) -> tuple[int, int, int]:
-    t = tuple(int(v) for v in c)
+    t = _seq("palette", c, _integer, "0-255 integers per colour") if not isinstance(c, tuple) else tuple(c)
     if len(t) != 3 or not all(0 <= v <= 255 for v in t):
         raise RockedgeError(f"palette colour {c!r} is not an RGB triple of 0-255 values")
     return t  # type: ignore[return-value]
@@ -74,11 +106,15 @@ class ModelSpec:
 
     def __post_init__(self) -> None:
         # Normalise containers (JSON gives lists) and validate once, here, so every consumer can trust it.
-        object.__setattr__(self, "classes", tuple(str(c) for c in self.classes))
-        object.__setattr__(self, "palette", tuple(_rgb(c) for c in self.palette))
-        object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
-        object.__setattr__(self, "std", tuple(float(v) for v in self.std))
-        object.__setattr__(self, "input_size", tuple(int(v) for v in self.input_size))
+        object.__setattr__(self, "classes", _seq("classes", self.classes, _name, "class names"))
+        object.__setattr__(self, "palette", tuple(_rgb(c) for c in _seq("palette", self.palette, lambda c: c,
+                                                                          "[R, G, B] colours")))
+        object.__setattr__(self, "mean", _seq("mean", self.mean, _number, "3 finite numbers"))
+        object.__setattr__(self, "std", _seq("std", self.std, _number, "3 finite numbers"))
+        object.__setattr__(self, "input_size", _seq("input_size", self.input_size, _integer, "2 integers"))
+        for name in ("arch", "input_format", "output_format", "resize"):
+            if not isinstance(getattr(self, name), str):
+                raise RockedgeError(f"spec field {name!r} must be a string, got {getattr(self, name)!r}")
         if len(self.classes) < 2:
             raise RockedgeError(f"a model needs at least 2 classes, got {list(self.classes)}")
         if len(set(self.classes)) != len(self.classes):
@@ -129,20 +165,27 @@ class ModelSpec:
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ModelSpec":
+    def from_dict(cls, d: dict[str, Any], where: str = "") -> "ModelSpec":
+        """A spec from JSON data; ``where`` names its source in the one-line error of a malformed one."""
         if not isinstance(d, dict) or "arch" not in d:
-            raise RockedgeError("model spec is missing or has no 'arch'")
+            raise RockedgeError(f"the model spec{' of ' + where if where else ''} is missing or has no 'arch'")
         known = {f.name for f in fields(cls)}
         # Unknown keys come from newer rockedge versions; derived keys are recomputed.
-        return cls(**{k: v for k, v in d.items() if k in known})
+        try:
+            return cls(**{k: v for k, v in d.items() if k in known})
+        except RockedgeError as e:
+            if not where:
+                raise
+            raise RockedgeError(f"the model spec of {where} is invalid: {e}; re-export the model or rewrite its spec "
+                                "(rockedge spec write)") from None
 
     @classmethod
-    def from_json(cls, text: str) -> "ModelSpec":
+    def from_json(cls, text: str, where: str = "") -> "ModelSpec":
         try:
             d = json.loads(text)
         except json.JSONDecodeError as e:
-            raise RockedgeError(f"model spec is not valid JSON: {e}") from None
-        return cls.from_dict(d)
+            raise RockedgeError(f"the model spec{' of ' + where if where else ''} is not valid JSON: {e}") from None
+        return cls.from_dict(d, where)
 
 
 def default_palette(n: int) -> tuple[tuple[int, int, int], ...]:

@@ -15,6 +15,7 @@ TensorRT upgrade, recalibrates instead of silently reusing old scales. Plain Pyt
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import struct
@@ -50,7 +51,14 @@ def scale_to_hex(scale: float) -> str:
 
 
 def hex_to_scale(text: str) -> float:
-    return float(struct.unpack(">f", bytes.fromhex(text.strip().rjust(8, "0")))[0])
+    """TensorRT's 8-hex-digit big-endian float32; ValueError for anything else (longer, not hex, not finite)."""
+    text = text.strip()
+    if not 1 <= len(text) <= 8:
+        raise ValueError(text)
+    value = float(struct.unpack(">f", bytes.fromhex(text.rjust(8, "0")))[0])
+    if not math.isfinite(value):
+        raise ValueError(text)
+    return value
 
 
 def parse_table(data: bytes, where: str = "calibration cache") -> CalibrationTable:
@@ -71,7 +79,7 @@ def parse_table(data: bytes, where: str = "calibration cache") -> CalibrationTab
         try:
             table.scales[name.strip()] = hex_to_scale(value)
         except ValueError:
-            raise RockedgeError(f"{where}: {value.strip()!r} is not a hex float32 scale") from None
+            raise RockedgeError(f"{where}: {value.strip()!r} is not a finite float32 scale in 8 hex digits") from None
     return table
 
 
@@ -105,8 +113,10 @@ class CacheFile:
             note(f"not reusing {self.path.name}: {e}")
             return None
         try:
-            saved = json.loads(self.sidecar.read_text())
-        except (OSError, json.JSONDecodeError):
+            saved = json.loads(self.sidecar.read_bytes().decode("utf-8"))
+        except (OSError, ValueError):  # missing, not UTF-8 (a binary file), not JSON
+            saved = None
+        if not isinstance(saved, dict):
             note(f"not reusing {self.path.name}: no readable {self.sidecar.name} says which images it came from")
             return None
         diff = [k for k, v in identity.items() if saved.get(k) != v]

@@ -26,6 +26,7 @@ from rockedge.calibration.qdq import (
     TARGETS,
     TRT_OPTIONS,
     calibrate,
+    check_graph,
     cpu_op_types,
     prepare,
 )
@@ -87,6 +88,7 @@ def export_int8(
             "preprocessed": target == "cpu",
         }
         stamp(model, spec, settings, source_sha256=sha256_file(fp32), precision=Precision.INT8, int8_target=target)
+        check_graph(model, f"the INT8 model made from {fp32.name}")  # sorted, as ONNX and other tools expect
         with stage(dest) as st:
             onnx.save(model, str(st.path))
             with OrtBackend(fp32, providers=["cpu"]) as ref, OrtBackend(st.path, providers=["cpu"]) as cand:

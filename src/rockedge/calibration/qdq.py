@@ -300,3 +300,49 @@ def _prune(model: Any) -> None:
     unused = [i for i in g.initializer if i.name not in needed]
     for i in unused:
         g.initializer.remove(i)
+
+
+def toposort(model: Any) -> None:
+    """Put ``model``'s nodes in topological order, in place, keeping the original order where it already holds.
+
+    ONNX requires it (``onnx.checker``: "Nodes in a graph must be topologically sorted") and Netron, onnxsim and
+    older onnx-tensorrt parsers assume it; ONNX Runtime's quantizer appends its Q/DQ nodes at the end instead.
+    """
+    import heapq
+
+    g = model.graph
+    nodes = list(g.node)
+    producer = {o: i for i, n in enumerate(nodes) for o in n.output if o}
+    waiting = [0] * len(nodes)
+    consumers: dict[int, list[int]] = {}
+    for i, n in enumerate(nodes):
+        deps = {producer[name] for name in n.input if name in producer and producer[name] != i}
+        waiting[i] = len(deps)
+        for d in deps:
+            consumers.setdefault(d, []).append(i)
+    ready = [i for i, w in enumerate(waiting) if w == 0]
+    heapq.heapify(ready)  # the smallest original index first: a stable sort
+    order: list[int] = []
+    while ready:
+        i = heapq.heappop(ready)
+        order.append(i)
+        for c in consumers.get(i, []):
+            waiting[c] -= 1
+            if waiting[c] == 0:
+                heapq.heappush(ready, c)
+    if len(order) != len(nodes):
+        raise RockedgeError("the quantized graph has a cycle; it cannot be sorted (a rockedge bug: please report it)")
+    del g.node[:]
+    g.node.extend(nodes[i] for i in order)
+
+
+def check_graph(model: Any, what: str) -> None:
+    """Sort ``model`` and run ``onnx.checker`` on it; one line naming ``what`` when it is not a valid ONNX graph."""
+    onnx = require("onnx", "INT8 quantization")
+    toposort(model)
+    try:
+        onnx.checker.check_model(model)
+    except Exception as e:  # noqa: BLE001 - onnx raises several types; all mean "not a valid graph"
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise RockedgeError(f"{what} fails onnx.checker: {first}") from None
+

@@ -49,6 +49,7 @@ class RockedgeGroup(click.Group):
             ctx.exit(known[1])
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
+        boundary.guard_std_streams()
         boundary.install_signal_handlers()
         kwargs.setdefault("standalone_mode", True)
         try:

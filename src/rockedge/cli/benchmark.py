@@ -17,6 +17,7 @@ from rockedge.cli.options import (
     stdout_is_json,
     trust_plan_code_option,
 )
+from rockedge.errors import RockedgeError
 
 
 @click.command("benchmark")
@@ -52,6 +53,9 @@ def benchmark_cmd(models: tuple[Path, ...], data: Path | None, imgsz: tuple[int,
     emit_report(report.table(), report.to_dict(), json_path)
     click.echo(f"written {out / 'benchmark.json'}" + (f" and {png}" if png else " (no matplotlib: no chart)"),
                err=stdout_is_json(json_path))
+    failed = [r for r in report.rows if r.error]
+    if report.rows and len(failed) == len(report.rows):
+        raise RockedgeError(f"no model could be measured ({len(failed)} of {len(failed)} failed; the table says why)")
 
 
 COMMANDS = [benchmark_cmd]

@@ -15,7 +15,7 @@ import signal
 import sys
 from typing import Any
 
-from rockedge.deps import EXTRAS, HINTS
+from rockedge.deps import EXTRAS, HINTS, load_failure
 from rockedge.errors import Interrupted, RockedgeError
 
 # errno -> what it means, in the words of the message
@@ -51,11 +51,26 @@ def os_error_line(e: OSError) -> str:
 
 def import_error_line(e: ImportError) -> str:
     name = (e.name or "").split(".")[0]
+    if not isinstance(e, ModuleNotFoundError):  # installed, but it does not load: pip install is not the fix
+        top = _importing(e) or name or "a module"
+        return load_failure(e, top)
     if name in EXTRAS:
         hint = f" ({HINTS[name]})" if name in HINTS else ""
         return (f"this command needs {name}, which is not installed: pip install 'rockedge[{EXTRAS[name]}]'{hint} "
                 "(a runtime-only install runs run/eval/verify/benchmark/doctor/spec)")
     return f"cannot import {e.name or 'a module'}: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
+
+
+def _importing(e: BaseException) -> str | None:
+    """The top-level package whose import raised ``e`` (torch for torch/_C's failure), from the traceback."""
+    tb, found = e.__traceback__, None
+    while tb is not None:
+        name = tb.tb_frame.f_globals.get("__name__", "")
+        top = name.split(".")[0]
+        if top and top not in ("rockedge", "importlib", "__main__", "click") and not top.startswith("_"):
+            found = found or top
+        tb = tb.tb_next
+    return found
 
 
 def memory_line(e: BaseException) -> str:
@@ -81,14 +96,54 @@ def translate(e: BaseException) -> tuple[str, int] | None:
     if isinstance(e, MemoryError) or is_out_of_memory(e):
         return f"error: {memory_line(e)}", 1
     if isinstance(e, OSError):
+        if e.filename is None and _writing_stdout(e):  # > /dev/full: name the output, not a path
+            flush_stdout()
+            return f"error: cannot write the output (stdout): {os_error_line(e)}", 1
         return f"error: {os_error_line(e)}", 1
     if isinstance(e, ImportError):
         return f"error: {import_error_line(e)}", 1
     return None
 
 
+def _writing_stdout(e: BaseException) -> bool:
+    """Whether the failing call was a write to stdout (click.echo's ``file``, a stream's ``self``)."""
+    out = sys.stdout
+    tb = e.__traceback__
+    while tb is not None and out is not None:
+        loc = tb.tb_frame.f_locals
+        if loc.get("file") is out or loc.get("self") is out:
+            return True
+        tb = tb.tb_next
+    return False
+
+
 def _raise_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def guard_std_streams() -> None:
+    """Give closed standard streams (``2>&-``, a daemon) a /dev/null, before anything opens a file.
+
+    A closed fd 0-2 is handed to the next file opened, a video or a model, and whatever then writes to "stderr"
+    (OpenCV, FFmpeg, a warning) would write into that file. Python also leaves ``sys.stderr`` None then, and every
+    ``print(file=sys.stderr)`` would land on stdout instead.
+    """
+    for fd, name, mode in ((0, "stdin", "r"), (1, "stdout", "w"), (2, "stderr", "w")):
+        try:
+            os.fstat(fd)
+        except OSError:
+            try:
+                null = os.open(os.devnull, os.O_RDONLY if mode == "r" else os.O_WRONLY)
+                if null != fd:
+                    os.dup2(null, fd)
+                    os.close(null)
+            except OSError:
+                continue
+        if getattr(sys, name) is None:
+            try:
+                setattr(sys, name, open(fd, mode, closefd=False))
+            except OSError:
+                pass
 
 
 def install_signal_handlers() -> None:

@@ -27,7 +27,7 @@ import numpy as np
 
 from rockedge.data.labelmap import LabelMap, colors_to_index, read_labelmap
 from rockedge.errors import RockedgeError
-from rockedge.media import IMAGE_SUFFIXES
+from rockedge.media import IMAGE_SUFFIXES, imread
 from rockedge.spec import IGNORE_INDEX
 
 SPLITS = ("train", "val", "all")
@@ -206,9 +206,9 @@ def _read_ids(path: Path) -> list[str]:
 
 def read_image(path: Path) -> np.ndarray:
     """Read an image as BGR uint8 ``HxWx3`` (grayscale and 16-bit files converted)."""
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    img, why = imread(path)
     if img is None:
-        raise RockedgeError(f"cannot read image {path} (missing, empty or not an image)")
+        raise RockedgeError(f"cannot read image {path}: {why}")
     return img
 
 
@@ -220,9 +220,9 @@ def read_mask(path: Path, palette: tuple[tuple[int, int, int], ...], *, strict_c
     recovered through the file's own PLTE chunk.
     """
     png_palette = _png_palette(path)
-    raw = cv2.imread(str(path), cv2.IMREAD_COLOR if png_palette is not None else cv2.IMREAD_UNCHANGED)
+    raw, why = imread(path, cv2.IMREAD_COLOR if png_palette is not None else cv2.IMREAD_UNCHANGED)
     if raw is None:
-        raise RockedgeError(f"cannot read mask {path} (missing, empty or not an image)")
+        raise RockedgeError(f"cannot read mask {path}: {why}")
     if png_palette is not None:
         return colors_to_index(raw[..., ::-1], png_palette, f"palette mask {path}")
     if raw.ndim == 3 and raw.shape[2] == 4:

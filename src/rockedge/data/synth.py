@@ -21,7 +21,7 @@ from rockedge.console import progress as console_progress
 from rockedge.data.labelmap import LabelMap, write_labelmap
 from rockedge.data.procedural import render
 from rockedge.errors import RockedgeError
-from rockedge.media import check_video
+from rockedge.media import check_video, cv_path, opencv_errors_only
 from rockedge.sizes import parse_size
 
 MIN_SIDE = 32
@@ -132,7 +132,7 @@ def write_synth_video(
     path = _camera_path(rng, frames, (h, w), (bh, bw))
     _check_masks_target(masks)
     with atomic.atomic_path(out_video) as tmp_video, atomic.staging_dir(masks, overwrite=True) as tmp_masks:
-        writer = cv2.VideoWriter(str(tmp_video), cv2.VideoWriter.fourcc(*"mp4v"), float(fps), (w, h))
+        writer = cv2.VideoWriter(cv_path(tmp_video), cv2.VideoWriter.fourcc(*"mp4v"), float(fps), (w, h))
         if not writer.isOpened():
             raise RockedgeError(f"OpenCV cannot write an mp4v video to {out_video} (no FFmpeg backend?)")
         # Mask PNGs are encoded on worker threads (OpenCV releases the GIL) while frames are warped
@@ -144,13 +144,15 @@ def write_synth_video(
                 fmask = cv2.warpAffine(scene_mask, m, (w, h), flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_REFLECT)
                 pending.append(pool.submit(_imwrite, tmp_masks / f"{k:06d}.png", fmask, PNG_FLAGS))
                 frame = cv2.warpAffine(scene, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-                writer.write(frame)
+                with opencv_errors_only():
+                    writer.write(frame)
                 while len(pending) > 8:
                     pending.popleft().result()
             while pending:
                 pending.popleft().result()
         finally:
-            writer.release()
+            with opencv_errors_only():
+                writer.release()
             for f in pending:
                 f.cancel()
             pool.shutdown(wait=True)
@@ -219,5 +221,5 @@ def _check_masks_target(masks: Path) -> None:
 
 
 def _imwrite(path: Path, array: np.ndarray, params: list[int]) -> None:
-    if not cv2.imwrite(str(path), array, params):
+    if not cv2.imwrite(cv_path(path), array, params):
         raise RockedgeError(f"cannot write {path}")

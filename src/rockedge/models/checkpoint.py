@@ -105,7 +105,7 @@ def _from_object(obj: Any, path: Path) -> Checkpoint:
     if isinstance(obj, dict) and obj.get("format") == FORMAT:
         if obj.get("format_version", 0) > FORMAT_VERSION:
             raise RockedgeError(f"{path} was written by a newer rockedge (format {obj['format_version']}); upgrade")
-        spec = ModelSpec.from_dict(obj["spec"])
+        spec = ModelSpec.from_dict(obj["spec"], str(path))
         extra = {k.removeprefix("extra."): v for k, v in obj.items() if k.startswith("extra.")}
         return Checkpoint(
             spec=spec,

@@ -99,30 +99,65 @@ class EngineManifest:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], where: str = "manifest") -> "EngineManifest":
+        if not isinstance(d, dict):
+            raise RockedgeError(f"{where} is not a rockedge engine manifest (a JSON object)")
         missing = [k for k in ("spec", "tensorrt_version", "gpu_name", "compute_capability") if k not in d]
         if missing:
             raise RockedgeError(f"{where} lacks {', '.join(missing)}; rebuild the engine with rockedge")
+
+        def bad(name: str, kind: str) -> RockedgeError:
+            return RockedgeError(f"{where}: field {name!r} must be {kind}, got {d.get(name)!r}; rebuild the engine "
+                                 "with rockedge or rewrite the manifest (rockedge spec write)")
+
+        def text(name: str, default: Any = "", optional: bool = False) -> Any:
+            v = d.get(name, default)
+            if v is None and optional:
+                return None
+            if not isinstance(v, (str, int, float)) or isinstance(v, bool):
+                raise bad(name, "a string")
+            return str(v)
+
+        def obj(name: str) -> dict[str, Any]:
+            v = d.get(name) or {}
+            if not isinstance(v, dict):
+                raise bad(name, "a JSON object")
+            return dict(v)
+
+        shapes = obj("input_shapes")
+        try:
+            input_shapes = {str(k): {str(kk): [_dim(x) for x in vv] for kk, vv in v.items()}
+                            for k, v in shapes.items()}
+        except (AttributeError, TypeError, ValueError):
+            raise bad("input_shapes", '{"input": {"min": [dims], "opt": [dims], "max": [dims]}}') from None
+        prec = d.get("precision", "fp32")
+        if not isinstance(prec, str):
+            raise bad("precision", "fp32, fp16 or int8")
         return cls(
-            spec=ModelSpec.from_dict(d["spec"]),
-            tensorrt_version=str(d["tensorrt_version"]),
-            gpu_name=str(d["gpu_name"]),
-            compute_capability=str(d["compute_capability"]),
-            precision=Precision.parse(d.get("precision", "fp32")),
-            input_shapes={k: {kk: [int(x) for x in vv] for kk, vv in v.items()}
-                          for k, v in (d.get("input_shapes") or {}).items()},
-            onnx_sha256=d.get("onnx_sha256"),
-            onnx_path=d.get("onnx_path"),
-            built_at=str(d.get("built_at", "")),
-            rockedge_version=str(d.get("rockedge_version", "")),
+            spec=ModelSpec.from_dict(d["spec"], where),
+            tensorrt_version=text("tensorrt_version"),
+            gpu_name=text("gpu_name"),
+            compute_capability=text("compute_capability"),
+            precision=Precision.parse(prec),
+            input_shapes=input_shapes,
+            onnx_sha256=text("onnx_sha256", None, optional=True),
+            onnx_path=text("onnx_path", None, optional=True),
+            built_at=text("built_at"),
+            rockedge_version=text("rockedge_version"),
             version_compatible=bool(d.get("version_compatible", False)),
-            hardware_compatibility=str(d.get("hardware_compatibility", "none")),
-            plan_sha256=d.get("plan_sha256"),
-            build=dict(d.get("build") or {}),
-            calibration_sha256=d.get("calibration_sha256"),
-            platform=dict(d.get("platform") or {}),
-            verification=dict(d.get("verification") or {}),
-            cpu_arch=str(d.get("cpu_arch") or ""),
+            hardware_compatibility=text("hardware_compatibility", "none"),
+            plan_sha256=text("plan_sha256", None, optional=True),
+            build=obj("build"),
+            calibration_sha256=text("calibration_sha256", None, optional=True),
+            platform=obj("platform"),
+            verification=obj("verification"),
+            cpu_arch=text("cpu_arch", "", optional=True) or "",
         )
+
+
+def _dim(x: Any) -> int:
+    if isinstance(x, bool) or not isinstance(x, (int, float)) or float(x) != int(x):
+        raise TypeError(x)
+    return int(x)
 
 
 def manifest_path(plan: str | os.PathLike[str]) -> Path:
@@ -158,7 +193,9 @@ def read_manifest(plan: str | os.PathLike[str]) -> EngineManifest:
             "--from MODEL.onnx (or --classes ...)"
         )
     try:
-        d = json.loads(path.read_text())
+        d = json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError:
+        raise RockedgeError(f"{path} is not a rockedge engine manifest (not UTF-8 JSON text; a binary file?)") from None
     except (OSError, json.JSONDecodeError) as e:
         raise RockedgeError(f"cannot read {path}: {e}") from None
     if not isinstance(d, dict):
@@ -171,6 +208,20 @@ def rebuild_hint(plan: Path, m: EngineManifest) -> str:
     return f"rebuild it on this device from the ONNX: rockedge export {onnx} --format engine"
 
 
+def check_plan_file(m: EngineManifest, plan: str | os.PathLike[str], *, cpu_arch: str | None = None) -> None:
+    """What can be refused without TensorRT or a GPU: a plan that is not the one its manifest describes (sha256),
+    or one built on another CPU architecture. Checked first, so such a plan fails the same way on every machine."""
+    plan = Path(plan)
+    hint = rebuild_hint(plan, m)
+    if m.plan_sha256 and plan.is_file() and sha256_file(plan) != m.plan_sha256:
+        raise RockedgeError(f"{plan.name} does not match its manifest (sha256 differs): the plan was replaced "
+                            f"or the manifest belongs to another engine; {hint}")
+    arch = cpu_arch or _platform.machine()
+    if m.cpu_arch and arch and m.cpu_arch != arch:
+        raise RockedgeError(f"{plan.name} was built on a {m.cpu_arch} machine, this is {arch}: TensorRT plans do not "
+                            f"move between CPU architectures; {hint}")
+
+
 def check_manifest(
     m: EngineManifest,
     plan: str | os.PathLike[str],
@@ -179,6 +230,7 @@ def check_manifest(
     gpu_name: str,
     compute_capability: str,
     cpu_arch: str | None = None,
+    plan_checked: bool = False,
 ) -> list[str]:
     """Refuse a plan that this TensorRT or GPU cannot run; return warnings for what merely may be slower.
 
@@ -191,13 +243,8 @@ def check_manifest(
     """
     plan = Path(plan)
     hint = rebuild_hint(plan, m)
-    if m.plan_sha256 and plan.is_file() and sha256_file(plan) != m.plan_sha256:
-        raise RockedgeError(f"{plan.name} does not match its manifest (sha256 differs): the plan was replaced "
-                            f"or the manifest belongs to another engine; {hint}")
-    arch = cpu_arch or _platform.machine()
-    if m.cpu_arch and arch and m.cpu_arch != arch:
-        raise RockedgeError(f"{plan.name} was built on a {m.cpu_arch} machine, this is {arch}: TensorRT plans do not "
-                            f"move between CPU architectures; {hint}")
+    if not plan_checked:
+        check_plan_file(m, plan, cpu_arch=cpu_arch)
     if not m.tensorrt_version or not m.compute_capability:
         # Written for a plan built elsewhere: TensorRT itself refuses a plan from another version or GPU.
         return [f"{plan.name}'s manifest does not record the TensorRT version and GPU that built it"]

@@ -137,10 +137,7 @@ def _onnx(path: Path) -> ModelFile:
     info = read_info(path)
     spec = None
     if METADATA_KEY in info.metadata:
-        try:
-            spec = ModelSpec.from_json(info.metadata[METADATA_KEY])
-        except RockedgeError as e:
-            raise RockedgeError(f"{path.name}'s rockedge spec (ONNX metadata {METADATA_KEY}) is invalid: {e}") from None
+        spec = ModelSpec.from_json(info.metadata[METADATA_KEY], f"{path.name} (ONNX metadata {METADATA_KEY})")
     precision = Precision.parse(info.metadata.get(PRECISION_KEY, "fp32"))
     return ModelFile(path, "onnx", spec, "onnx metadata" if spec else "none", precision, list(info.inputs),
                      list(info.outputs), dict(info.metadata), info.opset, info.producer, set(info.op_types))

@@ -17,7 +17,14 @@ from typing import Any
 import cv2
 import numpy as np
 
-from rockedge.atomic import commit_all, ensure_writable_dir, temp_beside, to_json
+from rockedge.atomic import (
+    check_names,
+    commit_all,
+    ensure_writable_dir,
+    naming,
+    temp_beside,
+    to_json,
+)
 from rockedge.console import warn
 from rockedge.errors import RockedgeError
 from rockedge.media import IMAGE_SUFFIXES
@@ -28,6 +35,7 @@ from rockedge.runtime.sinks import (
     ImageSink,
     JsonLinesSink,
     Sink,
+    TempFileSink,
     VideoSink,
     choose_codec,
 )
@@ -97,6 +105,12 @@ class RunOutputs:
                 self.jsonl_path = directory / "frames.jsonl"
                 self.summary_path = directory / "summary.json"
         self.jsonl = JsonLinesSink(self.jsonl_path)
+        try:
+            named = [getattr(s, "target", None) or getattr(s, "single", None) for s in self._sinks().values()]
+            check_names([self.summary_path, *(p for p in named if p is not None)])
+        except RockedgeError:
+            self.abort()
+            raise
 
     def _video_target(self, source: Source, out: Path | None) -> Path:
         name = f"{_stem(source)}_overlay.mp4"
@@ -146,6 +160,7 @@ class RunOutputs:
                     if p is not None:
                         written[name] = str(p)
                     continue
+                assert isinstance(sink, TempFileSink)
                 done = sink.finish()
                 if done is not None:
                     pairs.append(done)
@@ -157,7 +172,8 @@ class RunOutputs:
                 written["summary"] = str(self.summary_path)
                 tmp = temp_beside(self.summary_path)
                 pairs.append((tmp, self.summary_path))
-                tmp.write_text(to_json({**summary, "outputs": written}) + "\n", encoding="utf-8")
+                with naming(self.summary_path):
+                    tmp.write_text(to_json({**summary, "outputs": written}) + "\n", encoding="utf-8")
             commit_all(pairs)
         except BaseException:
             for tmp, _ in pairs:

@@ -24,10 +24,10 @@ from typing import IO, Any, Protocol
 import cv2
 import numpy as np
 
-from rockedge.atomic import temp_beside
+from rockedge.atomic import naming, temp_beside
 from rockedge.console import warn
 from rockedge.errors import RockedgeError
-from rockedge.media import check_video, free_bytes
+from rockedge.media import check_video, cv_path, free_bytes, opencv_errors_only
 from rockedge.probes import writable_fourcc
 
 # Preferred codecs per container, best first. pip's OpenCV has no H.264 encoder, JetPack's usually does.
@@ -42,9 +42,18 @@ VIDEO_SUFFIXES = tuple(CODECS)
 FALLBACK = (".mp4", "mp4v")
 # Masks must survive the codec exactly: FFV1 is lossless and OpenCV's FFmpeg writes it.
 MASK_VIDEO = (".mkv", "FFV1")
-# A video is refused when less than this is free where it is written (checked every FREE_CHECK_EVERY frames).
-MIN_FREE_BYTES = 32 << 20
+# Every FREE_CHECK_EVERY frames a video checks the space left where it is written and stops while its index still
+# fits: it keeps room for twice the next FREE_CHECK_EVERY frames at the size frames have had so far, plus
+# MIN_FREE_BYTES for the index (the moov atom: a few bytes per frame), the frame log and the summary.
+MIN_FREE_BYTES = 1 << 20
 FREE_CHECK_EVERY = 30
+
+
+def reserve_bytes(written: int, frames: int, frame_nbytes: int) -> int:
+    """What a video must keep free: see :data:`FREE_CHECK_EVERY`. Before the first frame, a frame is guessed at a
+    tenth of its raw size (mp4v compresses camera footage ten to fifty times)."""
+    per_frame = written / frames if frames else frame_nbytes / 10
+    return int(2 * FREE_CHECK_EVERY * per_frame + 64 * frames + MIN_FREE_BYTES)
 
 
 class Sink(Protocol):
@@ -127,7 +136,7 @@ class VideoSink(TempFileSink):
     def write(self, image: np.ndarray) -> None:
         if self._writer is None:
             h, w = image.shape[:2]
-            self._writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter.fourcc(*self.fourcc), self.fps, (w, h),
+            self._writer = cv2.VideoWriter(cv_path(self.tmp), cv2.VideoWriter.fourcc(*self.fourcc), self.fps, (w, h),
                                            self.is_color)
             if not self._writer.isOpened():
                 raise RockedgeError(f"OpenCV cannot open a {self.fourcc} writer for {self.target}")
@@ -135,16 +144,28 @@ class VideoSink(TempFileSink):
         if image.shape[:2] != self.size:  # a camera that changes resolution mid-stream
             assert self.size is not None
             image = cv2.resize(image, (self.size[1], self.size[0]), interpolation=cv2.INTER_NEAREST)
-        if self.count % FREE_CHECK_EVERY == 0 and free_bytes(self.tmp) < MIN_FREE_BYTES:
-            raise RockedgeError(f"no space left to write {self.target} ({free_bytes(self.tmp) >> 20} MB free on its "
-                                "disk); stopped before the video became unreadable")
-        self._writer.write(image)
+        if self.count % FREE_CHECK_EVERY == 0:
+            self._check_space(image.nbytes)
+        with opencv_errors_only():
+            self._writer.write(image)
         self.count += 1
 
     def _close(self) -> None:
         if self._writer is not None:
-            self._writer.release()
+            with opencv_errors_only():
+                self._writer.release()
             self._writer = None
+
+    def _check_space(self, frame_nbytes: int) -> None:
+        try:
+            written = self.tmp.stat().st_size
+        except OSError:
+            written = 0
+        free, need = free_bytes(self.tmp), reserve_bytes(written, self.count, frame_nbytes)
+        if free < need:
+            raise RockedgeError(f"no space left to write {self.target} ({free / 2**20:.1f} MB free on its disk, "
+                                f"{need / 2**20:.1f} MB needed to go on and finish the video); stopped after "
+                                f"{self.count} frames, before the video became unreadable")
 
     def _check(self) -> None:
         check_video(self.tmp, self.count, self.target)
@@ -159,13 +180,15 @@ class JsonLinesSink(TempFileSink):
 
     def write(self, record: dict[str, Any]) -> None:
         assert self._fh is not None
-        self._fh.write(json.dumps(record, separators=(",", ":"), allow_nan=False, default=str) + "\n")
+        with naming(self.target):
+            self._fh.write(json.dumps(record, separators=(",", ":"), allow_nan=False, default=str) + "\n")
         self.count += 1
 
     def _close(self) -> None:
         if self._fh is not None:
-            self._fh.close()
-            self._fh = None
+            fh, self._fh = self._fh, None
+            with naming(self.target):
+                fh.close()
 
 
 class ImageSink:
@@ -187,7 +210,7 @@ class ImageSink:
         target = self.path_for(name, index)
         tmp = temp_beside(target, f".part{target.suffix}")
         try:
-            if not cv2.imwrite(str(tmp), image):
+            if not cv2.imwrite(cv_path(tmp), image):
                 raise RockedgeError(f"OpenCV cannot write {target}")
             os.replace(tmp, target)
         except BaseException:

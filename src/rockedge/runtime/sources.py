@@ -23,7 +23,7 @@ import numpy as np
 
 from rockedge.console import quiet_stderr, warn
 from rockedge.errors import RockedgeError
-from rockedge.media import IMAGE_SUFFIXES
+from rockedge.media import IMAGE_SUFFIXES, cv_path, imread
 from rockedge.probes import opencv_has
 
 # What cv2.imread reads in every build we ship with; anything else in a folder is skipped with a warning.
@@ -88,12 +88,12 @@ class ImageSource(Source):
         index = 0
         for p in self.paths:
             t0 = time.perf_counter()
-            img = cv2.imread(str(p), cv2.IMREAD_COLOR)
+            img, why = imread(p)
             dt = time.perf_counter() - t0
             if img is None:
                 if self.single:
-                    raise RockedgeError(f"cannot read image {p}: not an image OpenCV can decode")
-                warn(f"skipping {p.name}: not an image OpenCV can decode")
+                    raise RockedgeError(f"cannot read image {p}: {why}")
+                warn(f"skipping {p.name}: {why}")
                 self.skipped += 1
                 continue
             yield Frame(index, img, 0.0, name=p.name, decode_s=dt)
@@ -108,7 +108,7 @@ class CaptureSource(Source):
         self.kind = kind
         self.live = live
         with quiet_stderr():
-            self.cap = cv2.VideoCapture(target, api)
+            self.cap = cv2.VideoCapture(cv_path(target) if isinstance(target, str) else target, api)
         if not self.cap.isOpened():
             self.cap.release()
             raise RockedgeError(_open_error(kind, label))

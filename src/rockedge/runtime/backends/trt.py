@@ -18,6 +18,7 @@ import numpy as np
 
 from rockedge.console import warn
 from rockedge.cuda_rt import Stream, require_gpu, use_device
+from rockedge.deps import load_failure, not_installed
 from rockedge.errors import BackendUnavailable, RockedgeError
 from rockedge.plan_trust import host_code_allowed
 from rockedge.precision import Precision
@@ -34,6 +35,7 @@ from rockedge.runtime.backends.trt_io import (
 from rockedge.runtime.manifest import (
     EngineManifest,
     check_manifest,
+    check_plan_file,
     read_manifest,
 )
 from rockedge.runtime.modelfile import open_model_file
@@ -52,7 +54,9 @@ def import_tensorrt():  # noqa: ANN201 - the module type is what pyright checks 
     """``import tensorrt``, or one line saying how to get it. Type stubs alone are not TensorRT."""
     try:
         import tensorrt as trt
-    except ImportError:
+    except ImportError as e:
+        if not not_installed(e, "tensorrt"):  # e.g. libnvinfer.so.10 missing: installing the wheel is not the fix
+            raise BackendUnavailable(load_failure(e, "tensorrt")) from None
         raise BackendUnavailable(MISSING_TRT) from None
     if not hasattr(trt, "Runtime"):  # tensorrt-stubs installs a stub-only 'tensorrt' namespace package
         raise BackendUnavailable(MISSING_TRT)
@@ -86,6 +90,8 @@ class TrtBackend(Backend):
             manifest = open_model_file(path).manifest
         if manifest is None and spec_flags.classes is None:
             read_manifest(path)  # raises the one-line "no manifest beside it" error with the fix
+        if manifest is not None:
+            check_plan_file(manifest, path)  # the wrong file fails here, before TensorRT or a GPU is asked
         self.path = path
         self.manifest = manifest
         self.device = int(device)
@@ -115,7 +121,7 @@ class TrtBackend(Backend):
         manifest = self.manifest
         if manifest is not None:
             for w in check_manifest(manifest, self.path, tensorrt_version=trt.__version__, gpu_name=gpu_name,
-                                    compute_capability=cc):
+                                    compute_capability=cc, plan_checked=True):
                 warn(w)
         self.gpu = {"name": gpu_name, "compute_capability": cc}
         self._logger = trt.Logger(trt.Logger.WARNING)
