@@ -9,6 +9,7 @@ from click.testing import CliRunner
 
 from rockedge import doctor
 from rockedge.cli import main
+from helpers import cli_runner
 from rockedge.doctor import (
     _guard,
     jetson_check,
@@ -39,7 +40,7 @@ def test_doctor_on_this_machine_warns_about_gpu_and_exits_zero(tmp_path):
 
 
 def test_doctor_json_to_stdout_and_unwritable_out_fails_in_one_line(tmp_path):
-    r = CliRunner().invoke(main, ["doctor", "--json", "-"])
+    r = cli_runner().invoke(main, ["doctor", "--json", "-"])
     assert r.exit_code == 0 and json.loads(r.stdout)["checks"][0]["name"] == "Python"
     blocker = tmp_path / "file"
     blocker.write_text("x")
