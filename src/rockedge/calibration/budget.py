@@ -23,7 +23,8 @@ from rockedge.calibration.qdq import QdqGraph, quantize
 from rockedge.console import progress as console_progress
 from rockedge.errors import RockedgeError
 from rockedge.runtime.backends.ort import OrtBackend, _ort
-from rockedge.verify.accuracy import Scores, budget_class, score
+from rockedge.runtime.preprocess import fit, prepare
+from rockedge.verify.accuracy import Scores, budget_class, caveats, score
 
 
 @dataclass
@@ -54,8 +55,13 @@ class BudgetResult:
     def kept(self) -> list[str]:
         return [n for s in self.steps[: self.chosen + 1] for n in s.added]
 
+    @property
+    def caveats(self) -> list[str]:
+        return caveats(self.fp32, self.cls)
+
     def to_dict(self) -> dict[str, Any]:
         return {"class": self.cls, "max_drop_points": self.max_drop, "passed": self.passed, "fp32": self.fp32.to_dict(),
+                "images": self.fp32.images, "class_pixels": self.fp32.class_pixels, "caveats": self.caveats,
                 "steps": [s.to_dict() for s in self.steps], "chosen_step": self.chosen, "kept_fp32": self.kept,
                 "sensitivity_db": [[n, round(e, 2)] for n, e in self.sensitivity[:20]]}
 
@@ -70,7 +76,11 @@ class BudgetResult:
             lines.append(f"{name:<26}{100 * s.scores.iou:>13.2f}%{100 * s.scores.miou:>8.2f}%{s.drop_points:>7.2f}p"
                          f"{s.scores.ms_per_image:>9.1f}{f.ms_per_image / s.scores.ms_per_image:>9.2f}x{mark}")
         verdict = "within budget" if self.passed else "NOT met (the smallest drop found is marked <)"
-        lines.append(f"budget: at most {self.max_drop:g} points of {self.cls} IoU lost -> {verdict}")
+        if self.passed and self.caveats:
+            verdict += ", on too little to mean much (below)"
+        lines.append(f"budget: at most {self.max_drop:g} points of {self.cls} IoU lost -> {verdict}; measured on "
+                     f"{self.fp32.images} held-out images, {self.fp32.class_pixels} labelled {self.cls} pixels")
+        lines += [f"warning: {c}" for c in self.caveats]
         return "\n".join(lines)
 
 
@@ -151,8 +161,21 @@ def fit_budget(calibration: Any, dataset: Any, *, max_drop: float, max_fp32: int
                 result.passed, result.chosen, best_model = True, len(result.steps) - 1, model
                 break
             if size == 0:
-                feeds = list(calibration.calibration.feeds(calibration.input_name, 1))[:4]
-                result.sensitivity = sensitivity(fp32_model, graph, feeds)
+                result.sensitivity = sensitivity(fp32_model, graph, _sensitivity_feeds(calibration, dataset))
                 order = [n for n, _ in result.sensitivity]
         bar.close()
     return best_model, result
+
+
+def _sensitivity_feeds(calibration: Any, dataset: Any, n: int = 4) -> list[dict[str, np.ndarray]]:
+    """What layer sensitivity is measured on: ``n`` calibration frames and ``n`` held-out frames. The held-out
+    frames are what the budget scores; a layer whose ranges the calibration set does not cover (a narrow or
+    unrepresentative set) only shows its damage on them."""
+    cal = calibration.calibration
+    feeds = list(cal.feeds(calibration.input_name, 1))[:n]
+    picks = np.linspace(0, len(dataset) - 1, num=min(n, len(dataset))).round().astype(int) if len(dataset) else []
+    held_out = [fit(dataset[int(i)][0], cal.size_hw, cal.spec.resize)[0] for i in picks]
+    for frame in held_out:
+        x, _ = prepare([frame], cal.spec, cal.size_hw)
+        feeds.append({calibration.input_name: x})
+    return feeds
