@@ -188,7 +188,8 @@ class _Run:
         except Exception as e:  # a stream that dies mid-way (network, driver, user iterator)
             self.broken = f"source failed after some frames: {type(e).__name__}: {e}"
         finally:
-            _put(self.q_frames, _END, self.stop) or _force_end(self.q_frames)
+            if not _put(self.q_frames, _END, self.stop):
+                _force_end(self.q_frames)
 
     def infer(self) -> None:
         try:
@@ -223,7 +224,8 @@ class _Run:
             self.error = e
             self.stop.set()
         finally:
-            _put(self.q_masks, _END, self.stop) or _force_end(self.q_masks)
+            if not _put(self.q_masks, _END, self.stop):
+                _force_end(self.q_masks)
 
     def post(self) -> None:
         try:
@@ -244,7 +246,8 @@ class _Run:
             self.error = e
             self.stop.set()
         finally:
-            _put(self.q_results, _END, self.stop) or _force_end(self.q_results)
+            if not _put(self.q_results, _END, self.stop):
+                _force_end(self.q_results)
 
 
 def run_pipeline(
