@@ -160,6 +160,11 @@ def test_static_batch2_parity_pads_last_batch(exported, torch_ref, frames):
 
 def test_dynamic_parity_at_second_resolution_and_batch2(exported, torch_ref):
     res = exported(dynamic=True)
+    from rockedge.onnx_proto import read_info
+
+    info = read_info(res.path)
+    assert info.inputs[0].shape == (None, 3, None, None)
+    assert info.outputs[0].shape == (None, 2, None, None)  # the class dimension stays fixed
     with OrtBackend(res.path) as ort:
         assert ort.fixed_size is None and ort.fixed_batch is None
         for size in (SIZE, (80, 64)):

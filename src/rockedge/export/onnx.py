@@ -191,6 +191,9 @@ def export_onnx(
             model, simplified = _simplify(model)
         nodes_after = count_nodes(model)
 
+    if dynamic:
+        _fix_class_dim(model, spec)
+
     with steps.step("check"):
         try:
             model = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
@@ -264,6 +267,18 @@ def _trace(torch: Any, onnx: Any, module: Any, spec: ModelSpec, batch: int, dyna
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise RockedgeError(f"torch.onnx.export failed for {spec.arch}: {first}") from None
     return onnx.load_from_string(buf.getvalue())
+
+
+def _fix_class_dim(model: Any, spec: ModelSpec) -> None:
+    """In a dynamic export only batch, height and width vary: the exporter leaves the logits' class dimension
+    symbolic too (``Resizelogits_dim_1``), which TensorRT and Triton would take for a dynamic dimension."""
+    if spec.output_format != "logits":
+        return
+    for out in model.graph.output:
+        if out.name == OUTPUT_NAMES["logits"]:
+            dim = out.type.tensor_type.shape.dim[1]
+            dim.Clear()
+            dim.dim_value = spec.num_classes
 
 
 def _simplify(model: Any) -> tuple[Any, bool]:
