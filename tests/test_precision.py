@@ -80,6 +80,11 @@ def test_int8_qdq_model_is_what_tensorrt_accepts_and_meets_the_budget(fp32, blob
     assert settings["method"] == "minmax" and settings["calibration"]["n"] == 16
     report = json.loads((tmp_path / "m.int8.parity.json").read_text())
     assert report["budget"]["passed"] and report["budget"]["steps"][0]["kept_fp32"] == 0
+    # 8 val images are too few for a budget to mean much: the report and the output say so, with the basis
+    b = report["budget"]
+    assert b["images"] == 8 and 0 < b["class_pixels"] < 8 * 64 * 64
+    assert any(c.startswith("the budget rests on 8 held-out images") for c in b["caveats"])
+    assert "warning: the budget rests on 8 held-out images" in r.output
     assert "rock IoU" in r.output and "speed-up" in r.output  # FP32 vs INT8 side by side
 
 
@@ -215,3 +220,14 @@ def test_the_wrong_target_says_what_it_costs(fp32, blobs, tmp_path):
     assert "--target tensorrt" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     r = cli_runner().invoke(main, ["export", str(fp32), "--target", "cpu"])
     assert r.exit_code == 1 and "--target is the layout of an INT8 model: add --int8" in r.stderr
+
+
+def test_budget_caveats_follow_the_basis():
+    from rockedge.verify.accuracy import Scores, caveats
+
+    fair = Scores(0.6, 0.7, 1.0, images=40, class_pixels=200_000)
+    assert caveats(fair, "rock") == []
+    assert "1 held-out image, 900 labelled rock pixels" in caveats(Scores(0.6, 0.7, 1.0, 1, 900), "rock")[0]
+    near_zero = caveats(Scores(0.003, 0.5, 1.0, images=40, class_pixels=200_000), "rock")
+    assert len(near_zero) == 1 and "scores 0.3 % rock IoU" in near_zero[0]
+

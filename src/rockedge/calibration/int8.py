@@ -31,6 +31,7 @@ from rockedge.calibration.qdq import (
     prepare,
 )
 from rockedge.calibration.reader import load_calibration_set
+from rockedge.console import warn
 from rockedge.deps import require
 from rockedge.digest import sha256_file
 from rockedge.errors import RockedgeError
@@ -96,6 +97,8 @@ def export_int8(
                                          budget=ParityBudget.for_precision(Precision.INT8))
             final = st.keep(budget.passed)  # the accuracy budget is the gate; parity is informational for INT8
         parity.candidate["model"] = str(final)
+    for c in budget.caveats:
+        warn(c)
     report = {"model": str(final), "precision": "int8", "target": target, "budget": budget.to_dict(),
               "parity": parity.to_dict(), "calibration": calibration.to_dict(), "size_bytes": final.stat().st_size,
               "fp32_size_bytes": fp32.stat().st_size}

@@ -237,4 +237,5 @@ def verify_engine(plan_path: Path, manifest: EngineManifest, onnx: Path, *, data
             if drop["drop_points"] > max_drop:
                 out["passed"] = False
                 out["failures"].append(f"{drop['class']} IoU drops {drop['drop_points']:.2f} points > --max-drop {max_drop:g}")
-    return out, report.table()
+    table = report.table() + "".join(f"\nwarning: {c}" for c in (out.get("accuracy") or {}).get("caveats", []))
+    return out, table

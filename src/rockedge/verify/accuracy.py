@@ -24,14 +24,36 @@ def budget_class(spec: ModelSpec) -> str:
     return spec.classes[1] if spec.num_classes == 2 else "mIoU"
 
 
+# Below these a budget proves little, and the report says so: too few held-out images, too few labelled pixels of
+# the class it watches, or an FP32 model that barely finds the class (a drop measured from near zero means nothing).
+MIN_IMAGES = 10
+MIN_CLASS_PIXELS = 10_000
+MIN_FP32_IOU = 0.05
+
+
 @dataclass
 class Scores:
     iou: float  # of the budget class (or mIoU)
     miou: float
     ms_per_image: float  # mean inference time at batch 1 on this machine (ONNX Runtime CPU)
+    images: int = 0  # what the score rests on: held-out images, and labelled pixels of the budget class
+    class_pixels: int = 0
 
     def to_dict(self) -> dict[str, float]:
-        return {k: round(v, 6) for k, v in asdict(self).items()}
+        return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+
+
+def caveats(fp32: Scores, cls: str) -> list[str]:
+    """Why a score comparison on this basis proves little (empty when it is a fair basis)."""
+    out = []
+    basis = f"{fp32.images} held-out image{'s' if fp32.images != 1 else ''}, {fp32.class_pixels} labelled {cls} pixels"
+    if fp32.images < MIN_IMAGES or fp32.class_pixels < MIN_CLASS_PIXELS:
+        out.append(f"the budget rests on {basis}: too few to tell a real loss from chance; use a labelled val split "
+                   f"of at least {MIN_IMAGES} images")
+    if fp32.iou < MIN_FP32_IOU:
+        out.append(f"the FP32 model itself scores {100 * fp32.iou:.1f} % {cls} IoU on them: a drop measured from there "
+                   "means nothing (train further, or check the labels and classes with rockedge eval)")
+    return out
 
 
 def score(backend: Backend, dataset: Any, cls: str) -> Scores:
@@ -42,7 +64,10 @@ def score(backend: Backend, dataset: Any, cls: str) -> Scores:
     iou = rep["miou"] if cls == "mIoU" else rep["iou"].get(cls)
     if iou is None or not np.isfinite(iou):
         raise RockedgeError(f"the held-out set has no {cls!r} pixels to measure the budget on; use a set that has them")
-    return Scores(float(iou), float(rep["miou"]), 1e3 * float(np.median(times[1:] or times)))
+    k = list(backend.spec.classes).index(cls) if cls in backend.spec.classes else None
+    class_pixels = int(cm.mat[k].sum()) if k is not None else int(cm.mat.sum())
+    return Scores(float(iou), float(rep["miou"]), 1e3 * float(np.median(times[1:] or times)), images=len(dataset),
+                  class_pixels=class_pixels)
 
 
 def accuracy_drop(reference: Backend, candidate: Backend, data_dir: Any) -> dict[str, Any]:
@@ -52,4 +77,4 @@ def accuracy_drop(reference: Backend, candidate: Backend, data_dir: Any) -> dict
     cls = budget_class(reference.spec)
     a, b = score(reference, ds, cls), score(candidate, ds, cls)
     return {"class": cls, "reference": a.to_dict(), "candidate": b.to_dict(), "drop_points": 100 * (a.iou - b.iou),
-            "images": len(ds)}
+            "images": len(ds), "class_pixels": a.class_pixels, "caveats": caveats(a, cls)}
