@@ -32,10 +32,11 @@ DTYPES: dict[str, Any] = {
 
 @dataclass(frozen=True)
 class TrtApi:
-    """What the running TensorRT version offers, decided once from its version string."""
+    """What the running TensorRT version offers, decided once from its version string. (UINT8 network I/O, what a
+    ``raw``-input model needs, is in every version rockedge supports: ``DataType.UINT8`` is bound from 8.5 on,
+    tests/data/tensorrt_api/8.5.2.json.)"""
 
     version: tuple[int, ...]
-    uint8_io: bool  # UINT8 network I/O (raw-frame models): TensorRT >= 8.6
     int64_io: bool  # INT64 tensors (ArgMax outputs without a cast): TensorRT >= 10
     version_compatible_engines: bool  # lean runtime inside the plan: TensorRT >= 8.6
     v2_device_memory: bool  # device_memory_size_v2 / weight streaming: TensorRT >= 10
@@ -55,7 +56,6 @@ def trt_api(version: str) -> TrtApi:
         )
     return TrtApi(
         version=v,
-        uint8_io=v[:2] >= (8, 6),
         int64_io=v[0] >= 10,
         version_compatible_engines=v[:2] >= (8, 6),
         v2_device_memory=v[0] >= 10,
@@ -69,11 +69,6 @@ def dtype_of(trt_dtype: Any, api: TrtApi | None = None, *, tensor: str = "") -> 
         raise RockedgeError(
             f"tensor {tensor or '?'} has TensorRT type {name}, which numpy cannot hold; build the engine with "
             "float32/float16/int32/uint8 inputs and outputs"
-        )
-    if api is not None and name == "UINT8" and not api.uint8_io:
-        raise RockedgeError(
-            f"tensor {tensor} is UINT8, which TensorRT {api.label} cannot take as I/O (needs 8.6+); export "
-            "with --input float for this device"
         )
     return np.dtype(DTYPES[name])
 
