@@ -113,6 +113,12 @@ def test_plan_manifest_from_its_onnx_or_from_flags(tmp_path, trained_ckpt):
     assert m.spec.classes == ("background", "rock") and m.onnx_sha256 == sha256_file(onnx_path)
     assert m.plan_sha256 == sha256_file(plan) and m.spec.input_size == (64, 64)
     assert "does not record which TensorRT" in r.output  # no TensorRT here: said, not faked
+    # the ONNX's input is fixed, so the plan's is too: recorded, as serving it (Triton) needs
+    assert m.input_shapes == {"images": {k: [1, 3, 64, 64] for k in ("min", "opt", "max")}}
+    dyn = export_onnx(trained_ckpt(arch=MNV3), tmp_path / "dyn.onnx", dynamic=True, progress=False).path
+    r = _invoke("spec", "write", plan, "--from", dyn)
+    assert r.exit_code == 0 and "does not record m.plan's input shapes" in r.output, r.output
+    assert read_manifest(plan).input_shapes == {}
     other = tmp_path / "other.plan"
     other.write_bytes(b"x")
     r = _invoke("spec", "write", other, "--classes", "background,rock", "--precision", "fp16")

@@ -16,6 +16,7 @@ from rockedge.cli.options import (
     spec_flags,
     spec_options,
     trust_pickle_option,
+    trust_plan_code_option,
 )
 from rockedge.precision import NAMES as PRECISIONS
 
@@ -64,13 +65,15 @@ def show_cmd(model: Path, json_path: Path | None, trust_pickle: bool) -> None:
               help="The artifact's precision [default: the ONNX's, else fp32].")
 @out_option("For an ONNX: where to write the copy that carries the spec [default: <stem>.spec.onnx; MODEL itself "
             "rewrites it in place].")
+@trust_plan_code_option
 def write_cmd(model: Path, source_onnx: Path | None, imgsz: tuple[int, int] | None, precision: str | None,
-              out: Path | None, **kw: Any) -> None:
+              out: Path | None, trust_plan_code: bool, **kw: Any) -> None:
     """Write a spec for MODEL once, so run/eval/verify need no --classes flags for it again.
 
     \b
     ONNX: a copy with the spec in its metadata (no onnx package needed).
-    Plan: the manifest beside it (model.plan.json), from --from MODEL.onnx or from the flags.
+    Plan: the manifest beside it (model.plan.json), from --from MODEL.onnx or from the flags; where TensorRT
+    and a GPU are (the device that built it), with the engine's TensorRT version, GPU and input profile.
     The spec is checked against the model's tensors (e.g. class count vs output channels).
 
     \b
@@ -95,7 +98,8 @@ def write_cmd(model: Path, source_onnx: Path | None, imgsz: tuple[int, int] | No
     elif kind == "engine":
         if out is not None:
             raise RockedgeError("a plan's manifest is always written beside it (MODEL.json); drop --out")
-        written, spec = write_plan_manifest(model, flags, source_onnx=source_onnx, precision=prec)
+        written, spec = write_plan_manifest(model, flags, source_onnx=source_onnx, precision=prec,
+                                            trust_plan_code=trust_plan_code)
     else:
         raise RockedgeError("checkpoints carry their spec already; spec write is for .onnx and .plan files")
     click.echo(f"wrote {written}: {spec.num_classes} classes ({', '.join(spec.classes)}), {spec.input_format} input "

@@ -18,6 +18,7 @@ from rockedge.errors import RockedgeError
 from rockedge.onnx_proto import write_metadata
 from rockedge.precision import Precision
 from rockedge.probes import cuda_gpu, tensorrt
+from rockedge.runtime.backends.trt import TrtBackend
 from rockedge.runtime.manifest import (
     EngineManifest,
     write_manifest,
@@ -51,13 +52,14 @@ def write_onnx_spec(model: Path, out: Path, flags: SpecFlags, *,
 
 
 def write_plan_manifest(plan: Path, flags: SpecFlags, *, source_onnx: Path | None = None,
-                        precision: Precision | None = None) -> tuple[Path, ModelSpec]:
+                        precision: Precision | None = None, trust_plan_code: bool = False) -> tuple[Path, ModelSpec]:
     """Write the manifest beside a plan built elsewhere (trtexec, DeepStream).
 
     The spec comes from ``source_onnx``'s metadata (the ONNX the plan was built from) or from ``flags``,
-    checked against that ONNX's tensors when given. The TensorRT version and GPU are recorded when TensorRT
-    and a GPU are present here (write it on the device that built the plan); otherwise they stay empty and
-    the backend checks the tensors against the engine when it loads it.
+    checked against that ONNX's tensors when given. The TensorRT version, GPU and the engine's input profile are
+    recorded when TensorRT and a GPU are present here (write it on the device that built the plan); otherwise the
+    version and GPU stay empty (the backend checks the tensors against the engine when it loads it) and the input
+    shapes are the ONNX's when it has fixed ones.
     """
     onnx_sha = onnx_prec = None
     if source_onnx is not None:
@@ -77,10 +79,38 @@ def write_plan_manifest(plan: Path, flags: SpecFlags, *, source_onnx: Path | Non
                               precision=precision or onnx_prec or Precision.FP32, onnx_sha256=onnx_sha,
                               onnx_path=str(source_onnx) if source_onnx else None,
                               cpu_arch=manifest_arch if trt_version else "")
+    manifest.input_shapes = _input_shapes(plan, manifest, mf.inputs if source_onnx is not None else [],
+                                          bool(trt_version), trust_plan_code)
     if not trt_version:
         warn("TensorRT or a GPU is not available here, so the manifest does not record which TensorRT and GPU built "
              f"{plan.name}; write it on the device that built the plan to have rockedge check that")
     return write_manifest(plan, manifest), spec
+
+
+def _input_shapes(plan: Path, manifest: EngineManifest, onnx_inputs: list[TensorInfo], here: bool,
+                  trust_plan_code: bool) -> dict[str, dict[str, list[int]]]:
+    """The plan's input shapes (min/opt/max of its profile), which serving (Triton) needs: read from the engine
+    when TensorRT and a GPU are here, else taken from the ONNX when its input is fully fixed; else none (with a
+    warning saying where to write the manifest instead)."""
+    if here:
+        try:
+            backend = TrtBackend(plan, manifest=manifest, trust_plan_code=trust_plan_code)
+            try:
+                be = backend.activate()
+                fixed = tuple(int(v) for v in be.engine_shape)
+                prof = be.profile.to_dict() if be.profile is not None else {k: list(fixed) for k in ("min", "opt", "max")}
+                return {be.input_name: prof}
+            finally:
+                backend.close()
+        except RockedgeError as e:
+            warn(f"cannot read {plan.name}'s input shapes from the engine ({e}); taking them from the ONNX")
+    if len(onnx_inputs) == 1 and all(isinstance(d, int) for d in onnx_inputs[0].shape):
+        shape = [int(d) for d in onnx_inputs[0].shape]  # type: ignore[arg-type]
+        return {onnx_inputs[0].name: {"min": shape, "opt": shape, "max": shape}}
+    warn(f"the manifest does not record {plan.name}'s input shapes (its ONNX has dynamic dimensions and the "
+         "profile is only in the engine): write it on the device that built the plan, where TensorRT can read it; "
+         "serving it with --format triton needs them")
+    return {}
 
 
 def _here() -> tuple[str, str, str]:
