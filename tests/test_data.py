@@ -202,7 +202,7 @@ def test_size_mismatch_names_both_files(tmp_path: Path) -> None:
     cv2.imwrite(str(tmp_path / "images" / "a.png"), _image())
     cv2.imwrite(str(tmp_path / "masks" / "a.png"), _mask(20, 32))
     ds = open_dataset(tmp_path, "all")
-    with pytest.raises(RockedgeError, match=r"mask .*masks/a\.png is 32x20 but image .*images/a\.png is 32x24"):
+    with pytest.raises(RockedgeError, match=r"mask .*masks/a\.png is 20x32 \(HxW\) but image .*images/a\.png is 24x32"):
         ds[0]
 
 

@@ -189,6 +189,6 @@ class ModelSpec:
 
 
 def default_palette(n: int) -> tuple[tuple[int, int, int], ...]:
-    """Colours for ``n`` classes: the seed-rocks pair first, then well-spread hues."""
+    """Colours for ``n`` classes: background black and rock (250, 50, 83) first, then well-spread hues."""
     extra = [(int(37 * i) % 256, int(97 * i + 80) % 256, int(173 * i + 40) % 256) for i in range(2, n)]
     return tuple((list(DEFAULT_PALETTE) + extra)[:n])

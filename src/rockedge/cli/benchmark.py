@@ -21,7 +21,9 @@ from rockedge.errors import RockedgeError
 
 
 @click.command("benchmark")
-@click.argument("models", nargs=-1, required=True, metavar="MODEL...", type=click.Path(path_type=Path))
+@click.argument("models", nargs=-1, required=False, metavar="MODEL...", type=click.Path(path_type=Path))
+@click.option("--model", "-m", "--engine", "model_opt", multiple=True, metavar="MODEL",
+              help="A model, as an option (same as a MODEL argument; repeat it for several).")
 @data_option("Labelled dataset: accuracy (rock IoU, mIoU) on its val split, and real frames to time on.")
 @imgsz_option("Input size for models that accept any [default: the model's own].")
 @batch_option("Images per inference call (a fixed-batch model uses its own).")
@@ -31,7 +33,7 @@ from rockedge.errors import RockedgeError
 @trust_plan_code_option
 @json_option("Also write the report as JSON to PATH ('-': print it to stdout).")
 @quiet_option
-def benchmark_cmd(models: tuple[Path, ...], data: Path | None, imgsz: tuple[int, int] | None, batch: int, runs: int,
+def benchmark_cmd(models: tuple[Path, ...], model_opt: tuple[str, ...], data: Path | None, imgsz: tuple[int, int] | None, batch: int, runs: int,
                   warmup: int, out: Path, trust_plan_code: bool, json_path: Path | None, quiet: bool) -> None:
     """Measure each MODEL (checkpoint, FP32/FP16/INT8 ONNX, TensorRT plan) on every backend that can run it here:
     latency p50/p95/p99, throughput, peak memory, size on disk, and accuracy with --data, in one table.
@@ -45,6 +47,10 @@ def benchmark_cmd(models: tuple[Path, ...], data: Path | None, imgsz: tuple[int,
     """
     from rockedge.atomic import write_json
     from rockedge.benchmark import plot, run_benchmark
+
+    models = (*models, *(Path(m) for m in model_opt))
+    if not models:
+        raise click.UsageError("missing MODEL (one or more, as arguments or --model/-m/--engine)")
 
     report = run_benchmark(list(models), data=str(data) if data else None, imgsz=imgsz, batch=batch, runs=runs,
                            warmup=warmup, progress=not quiet, trust_plan_code=trust_plan_code)

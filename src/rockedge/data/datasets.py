@@ -60,8 +60,8 @@ class SegDataset(Sequence):
         mask = read_mask(mask_path, self.palette, strict_colors=self.strict_colors)
         if image.shape[:2] != mask.shape:
             raise RockedgeError(
-                f"mask {mask_path} is {mask.shape[1]}x{mask.shape[0]} but image {image_path} is "
-                f"{image.shape[1]}x{image.shape[0]}; they must match"
+                f"mask {mask_path} is {mask.shape[0]}x{mask.shape[1]} (HxW) but image {image_path} is "
+                f"{image.shape[0]}x{image.shape[1]}; they must match"
             )
         bad = (mask >= len(self.classes)) & (mask != self.ignore_index)
         if bad.any():

@@ -181,6 +181,9 @@ class Segmenter:
 
     def predict_batch(self, frames: Sequence[np.ndarray]) -> list[Result]:
         """Segment several frames, in chunks of the model's batch size; results keep the input order."""
+        if self.closed:
+            raise RockedgeError("this Segmenter was closed (its `with` block ended): open a new one, or use it "
+                                "inside the block")
         results: list[Result] = []
         for start in range(0, len(frames), self.batch):
             chunk = frames[start : start + self.batch]
@@ -204,8 +207,11 @@ class Segmenter:
         return {**self.backend.describe(), "arch": self.spec.arch, "input_size": list(self.input_size),
                 "batch": self.batch, "classes": list(self.spec.classes)}
 
+    closed = False
+
     def close(self) -> None:
         self.backend.close()
+        self.closed = True
 
     def __enter__(self) -> "Segmenter":
         return self

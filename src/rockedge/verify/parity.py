@@ -285,7 +285,12 @@ def _warnings(r: ParityReport, t: _Tally) -> list[str]:
         out.append(f"{t.tie_pixels / pixels * 100:.0f} % of pixels are near-ties: the reference's logits are "
                    "flat (untrained model?), so agreement proves little")
     if max(r.reference_class_share.values()) > 0.99:
-        out.append("the reference paints > 99 % of pixels one class: use real images (--data) or a trained model")
+        if r.frame_source.startswith("generated"):
+            out.append("the reference paints > 99 % of pixels one class: use real images (--data) or a trained model")
+        else:
+            out.append(f"the reference paints > 99 % of pixels one class on {r.frame_source or 'these frames'}: "
+                       "the check proves little; use images with more rock in them, or check the model (rockedge "
+                       "eval)")
     return out
 
 
