@@ -351,6 +351,26 @@ def test_the_backend_runs_on_the_device_it_was_asked_for(fake_trt, onnx_models, 
     assert [e["device"] for e in _trt_api.read_log(log) if e["event"] == "cudaSetDevice"][-1] == 1
 
 
+def test_spec_write_reads_a_foreign_plans_profile_from_the_engine(fake_trt, trained_ckpt, tmp_path):
+    """A plan built elsewhere (trtexec) from a dynamic ONNX: its manifest records the profile TensorRT reports,
+    which the ONNX alone cannot say."""
+    from rockedge.export.onnx import export_onnx
+    from rockedge.runtime.manifest import manifest_path, read_manifest
+
+    dyn = Path(export_onnx(trained_ckpt(), tmp_path / "dyn.onnx", dynamic=True, progress=False).path)
+    fake_trt("10.3.0")
+    plan = tmp_path / "m.plan"
+    code, _, err = export(dyn, "--format", "engine", "--min-shape", "1x3x64x64", "--max-shape", "4x3x64x64", "--out", plan)
+    assert code == 0, err
+    built = read_manifest(plan).input_shapes
+    assert built["images"]["min"] != built["images"]["max"]  # a real profile, not one fixed shape
+    manifest_path(plan).unlink()  # now it is a plan without one, as trtexec leaves it
+    r = cli_runner().invoke(main, ["spec", "write", str(plan), "--from", str(dyn)])
+    assert r.exit_code == 0, r.stderr
+    m = read_manifest(plan)
+    assert m.input_shapes == built and m.tensorrt_version == "10.3.0"
+
+
 def test_the_engine_output_is_the_onnx_output(fake_trt, onnx_models, tmp_path):
     """The backend's buffers, addresses and copies carry the right bytes: the fake engine runs the ONNX on what the
     backend bound, and the result must equal ONNX Runtime's on the same input, at two batch sizes."""
