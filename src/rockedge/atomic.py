@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from rockedge.errors import RockedgeError
+from rockedge.redact import redact
 
 NAME_MAX = 255
 _TEMP_RE = re.compile(r"^\.(?P<stem>.*)\.(?P<pid>\d+)-[0-9a-f]{8}\.(?P<kind>tmp|old|new)(?P<suffix>.*)$")
@@ -316,13 +317,16 @@ def write_json(target: str | os.PathLike[str], obj: Any) -> Path:
 
 def to_json(obj: Any) -> str:
     """Reports as JSON: numpy scalars/arrays, paths and dataclass-like objects become plain values. NaN/Inf are
-    written as null (JSON has no such numbers, and a report must stay readable by every JSON parser)."""
+    written as null (JSON has no such numbers, and a report must stay readable by every JSON parser). A camera URL's
+    password is hidden in every string (:func:`rockedge.redact.redact`): no report or manifest carries one."""
     return json.dumps(_finite(obj), indent=2, sort_keys=False, default=_json_default, allow_nan=False)
 
 
 def _finite(o: Any) -> Any:
     if isinstance(o, float) and (o != o or o in (float("inf"), float("-inf"))):
         return None
+    if isinstance(o, str):
+        return redact(o)
     if isinstance(o, dict):
         return {k: _finite(v) for k, v in o.items()}
     if isinstance(o, (list, tuple)):

@@ -14,6 +14,8 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import IO, Any, TypeVar
 
+from rockedge.redact import redact
+
 T = TypeVar("T")
 
 LOG_INTERVAL_S = float(os.environ.get("ROCKEDGE_LOG_INTERVAL", "10"))
@@ -21,12 +23,12 @@ LOG_INTERVAL_S = float(os.environ.get("ROCKEDGE_LOG_INTERVAL", "10"))
 
 def warn(message: str) -> None:
     """One warning line on stderr (kept out of stdout, which carries tables and summaries)."""
-    print(f"warning: {message}", file=sys.stderr, flush=True)
+    print(f"warning: {redact(message)}", file=sys.stderr, flush=True)
 
 
 def note(message: str) -> None:
     """One informational line on stderr ("note: ...")."""
-    print(f"note: {message}", file=sys.stderr, flush=True)
+    print(f"note: {redact(message)}", file=sys.stderr, flush=True)
 
 
 @contextlib.contextmanager

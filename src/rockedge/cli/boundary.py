@@ -17,6 +17,7 @@ from typing import Any
 
 from rockedge.deps import EXTRAS, HINTS, load_failure
 from rockedge.errors import Interrupted, RockedgeError
+from rockedge.redact import redact
 
 # errno -> what it means, in the words of the message
 CAUSES = {
@@ -157,9 +158,11 @@ def install_signal_handlers() -> None:
 
 
 def say(line: str) -> None:
-    """Write the one line to stderr; with stderr closed there is nowhere to say it (the exit status still tells)."""
+    """Write the one line to stderr; with stderr closed there is nowhere to say it (the exit status still tells).
+    A camera URL's password is hidden here whatever raised the line (the last line of defence)."""
     if not line:
         return
+    line = redact(line)
     stream = sys.stderr
     if stream is None:
         return

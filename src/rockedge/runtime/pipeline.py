@@ -24,6 +24,7 @@ from rockedge.console import progress as console_progress
 from rockedge.console import warn
 from rockedge.errors import Interrupted, RockedgeError
 from rockedge.probes import has_gui
+from rockedge.redact import redact
 from rockedge.runtime.outputs import RunOutputs
 from rockedge.runtime.preprocess import Geometry
 from rockedge.runtime.segmenter import Segmenter
@@ -186,7 +187,7 @@ class _Run:
         except RockedgeError as e:
             self.error = e
         except Exception as e:  # a stream that dies mid-way (network, driver, user iterator)
-            self.broken = f"source failed after some frames: {type(e).__name__}: {e}"
+            self.broken = redact(f"source failed after some frames: {type(e).__name__}: {e}")
         finally:
             if not _put(self.q_frames, _END, self.stop):
                 _force_end(self.q_frames)

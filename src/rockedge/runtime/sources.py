@@ -25,6 +25,7 @@ from rockedge.console import quiet_stderr, warn
 from rockedge.errors import RockedgeError
 from rockedge.media import IMAGE_SUFFIXES, cv_path, imread
 from rockedge.probes import opencv_has
+from rockedge.redact import expand_password, redact
 
 # What cv2.imread reads in every build we ship with; anything else in a folder is skipped with a warning.
 URL_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
@@ -53,7 +54,7 @@ class Source(abc.ABC):
     skipped: int = 0
 
     def __init__(self, label: str) -> None:
-        self.label = label
+        self.label = redact(label)  # what messages and reports show: a URL's password is never in it
 
     @abc.abstractmethod
     def __iter__(self) -> Iterator[Frame]: ...
@@ -105,6 +106,7 @@ class CaptureSource(Source):
 
     def __init__(self, target: str | int, label: str, *, kind: str, live: bool, api: int = cv2.CAP_ANY) -> None:
         super().__init__(label)
+        label = self.label  # the target may hold a password; messages name the redacted label only
         self.kind = kind
         self.live = live
         with quiet_stderr():
@@ -214,6 +216,8 @@ def open_source(source: str | os.PathLike[str] | int | Iterable[Any]) -> Source:
     if not isinstance(source, (str, os.PathLike)):
         return IterableSource(source)
     text = os.fspath(source)
+    if text.lower().startswith("file://"):
+        text = _file_url_path(text)
     if is_gstreamer(text):
         if not opencv_has("GStreamer"):
             raise RockedgeError(
@@ -221,9 +225,9 @@ def open_source(source: str | os.PathLike[str] | int | Iterable[Any]) -> Source:
                 "(cv2.getBuildInformation() says GStreamer: NO); use JetPack's OpenCV on a Jetson, "
                 "or pass a file, camera index or URL"
             )
-        return CaptureSource(text, text, kind="gstreamer", live=True, api=cv2.CAP_GSTREAMER)
+        return CaptureSource(expand_password(text), text, kind="gstreamer", live=True, api=cv2.CAP_GSTREAMER)
     if URL_RE.match(text):
-        return CaptureSource(text, text, kind="url", live=True)
+        return CaptureSource(expand_password(text), text, kind="url", live=True)
     m = DEV_VIDEO_RE.match(text)
     if text.isdigit() or m:
         index = int(m.group(1)) if m else int(text)
@@ -244,6 +248,18 @@ def open_source(source: str | os.PathLike[str] | int | Iterable[Any]) -> Source:
         return _image_set(matches, text)
     raise RockedgeError(f"source not found: {text} (expected an image, folder, glob, video, camera index, "
                         "/dev/videoN, URL or GStreamer pipeline)")
+
+
+def _file_url_path(url: str) -> str:
+    """The local path a ``file://`` URL names; a userinfo (meaningless for a file, and FFmpeg cannot open a file URL
+    that has one) is dropped."""
+    from urllib.parse import unquote, urlsplit
+
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    if host not in ("", "localhost"):
+        raise RockedgeError(f"{redact(url)}: a file:// URL names a file on this machine (file:///path), not on {host}")
+    return unquote(parts.path)
 
 
 def _image_set(files: list[Path], label: str) -> ImageSource:
