@@ -44,7 +44,7 @@ def test_dataset_layout_prefix_property_and_identical_bytes(tmp_path: Path) -> N
     big = write_synth_dataset(tmp_path / "b", n=11, size_hw=(64, 64), seed=7, progress=False)
     fs, fb = _files(small), _files(big)
     images = [k for k in fs if k.endswith((".jpg", ".png"))]
-    assert len(images) == 12  # 6 images + 6 masks
+    assert len(images) == 18  # 6 images + 6 masks + 6 instance masks (prefix-stable too)
     for k in images:
         assert fs[k] == fb[k], f"{k} differs between --n 6 and --n 11 with the same seed"
     other = _files(write_synth_dataset(tmp_path / "o", n=6, size_hw=(64, 64), seed=8, progress=False))

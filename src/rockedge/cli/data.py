@@ -109,7 +109,8 @@ def synth_video(out: Path, frames: int, resolution: tuple[int, int], fps: float,
 @click.argument("root", type=click.Path(path_type=Path))
 @json_option()
 def info(root: Path, json_path: Path | None) -> None:
-    """Summarise the dataset in ROOT: per split, image count, classes, rock-pixel fraction.
+    """Summarise the dataset in ROOT: per split, image count, classes, rock-pixel fraction, and the rock count of
+    its instance masks where it has them.
 
     Decodes every mask, so colour or size problems show up here rather than mid-training.
     """
@@ -133,7 +134,8 @@ def info(root: Path, json_path: Path | None) -> None:
         fracs = ", ".join(f"{name} {frac:.2%}" for name, frac in s.class_fractions.items())
         sizes = ", ".join(f"{h}x{w}" for h, w in s.sizes[:3]) + (" ..." if len(s.sizes) > 3 else "")
         ignored = f", ignored {s.ignored_fraction:.2%}" if s.ignored_fraction else ""
-        lines.append(f"  {s.split:<5} {s.images:>6} images  {fracs}{ignored}  [HxW {sizes}]")
+        rocks = f"  {s.rocks} rocks (instance masks)" if s.rocks is not None else ""
+        lines.append(f"  {s.split:<5} {s.images:>6} images  {fracs}{ignored}  [HxW {sizes}]{rocks}")
     emit_report("\n".join(lines), {"root": str(root), "splits": [s.to_dict() for _, s in summaries]}, json_path)
 
 

@@ -31,7 +31,14 @@ from rockedge.cli.options import (
 @click.option("--show", is_flag=True, help="Display the overlay in a window (needs an OpenCV with a GUI).")
 @click.option("--alpha", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True,
               help="Opacity of the class colours in the overlay.")
-@click.option("--contours", is_flag=True, help="Outline each region in its class colour.")
+@click.option("--contours", is_flag=True,
+              help="Outline each region in its class colour (with --measure: outline each rock).")
+@click.option("--measure", is_flag=True,
+              help="Split the rock mask into rocks and measure each: count and P20/P50/P80 per frame in the JSON "
+                   "lines, one row per rock in <out>.rocks.csv, the run's %-passing curve in <out>.rocks.png.")
+@click.option("--scale", "mm_per_px", type=float, default=None, metavar="MM_PER_PX",
+              help="The frame's scale in millimetres per pixel (a fixed camera, or a reference object of known "
+                   "size): rock sizes in mm instead of pixels. Needs --measure.")
 @backend_options
 @imgsz_option("Model input size; must match a fixed-size model [default: the model's own].")
 @batch_option("Frames per inference call [default: the model's, or 1].", default=None)
@@ -41,7 +48,7 @@ from rockedge.cli.options import (
 @trust_pickle_option
 @quiet_option
 def run_cmd(model: Path, source: str, out: Path | None, save_mask: bool, show: bool, alpha: float, contours: bool,
-            imgsz: tuple[int, int] | None, batch: int | None, max_frames: int | None, json_path: Path | None,
+            measure: bool, mm_per_px: float | None, imgsz: tuple[int, int] | None, batch: int | None, max_frames: int | None, json_path: Path | None,
             trust_pickle: bool, quiet: bool, **kw: Any) -> None:
     """Segment SOURCE with MODEL and write an overlay, masks, JSON lines and a summary.
 
@@ -54,6 +61,7 @@ def run_cmd(model: Path, source: str, out: Path | None, save_mask: bool, show: b
       rockedge run --engine model.onnx rocks.mp4 --out overlay.mp4 --save-mask
       rockedge run --engine model.plan 0 --show
       rockedge run model.onnx 'images/*.png' --out overlays/
+      rockedge run model.onnx belt.mp4 --measure --scale 1.8 --contours   # rock sizes in mm
       rockedge run torchvision.onnx rocks.mp4 --classes background,rock   # a model without a spec
     """
     from rockedge.cli.options import emit_report
@@ -61,7 +69,8 @@ def run_cmd(model: Path, source: str, out: Path | None, save_mask: bool, show: b
 
     flags = spec_flags(kw, imgsz)
     summary = run_model(model, source, out=out, options=backend_opts(kw, trust_pickle=trust_pickle, flags=flags),
-                        imgsz=imgsz, batch=batch, alpha=alpha, contours=contours, save_mask=save_mask, show=show,
+                        imgsz=imgsz, batch=batch, alpha=alpha, contours=contours, measure=measure,
+                        mm_per_px=mm_per_px, save_mask=save_mask, show=show,
                         max_frames=max_frames, progress=not quiet)
     emit_report(summary.table(), summary.to_dict(), json_path)
     summary.raise_for_status()

@@ -75,6 +75,31 @@ class SegDataset(Sequence):
     def num_classes(self) -> int:
         return len(self.classes)
 
+    def instance_path(self, i: int) -> Path | None:
+        """Sample ``i``'s instance mask, where the layout keeps one: ``<split>/instances/<name>.png`` beside
+        ``masks/`` (what ``data synth`` writes), or VOC/CVAT's ``SegmentationObject/<id>.png``; else None."""
+        _, mask_path = self.samples[i]
+        folder = (self.root / "SegmentationObject") if self.layout == "voc" else mask_path.parent.parent / "instances"
+        for suffix in (".png", mask_path.suffix):
+            p = folder / f"{mask_path.stem}{suffix}"
+            if p.is_file():
+                return p
+        return None
+
+    @property
+    def has_instances(self) -> bool:
+        """Every sample has an instance mask."""
+        return len(self) > 0 and all(self.instance_path(i) is not None for i in range(len(self)))
+
+    def instances(self, i: int) -> np.ndarray:
+        """Sample ``i``'s rocks as an int32 instance map (0 = none, 1..n = rocks); see :func:`read_instances`."""
+        p = self.instance_path(i)
+        if p is None:
+            raise RockedgeError(f"{self.samples[i][1].name} has no instance mask (instances/<name>.png or "
+                                "SegmentationObject/<id>.png): rock-by-rock scores need one per image")
+        inst = read_instances(p)
+        return split_components(inst) if self.layout == "voc" else inst
+
     def __repr__(self) -> str:
         return f"SegDataset({str(self.root)!r}, split={self.split!r}, {len(self)} samples, classes={self.classes})"
 
@@ -242,6 +267,53 @@ def read_mask(path: Path, palette: tuple[tuple[int, int, int], ...], *, strict_c
     return colors_to_index(rgb, palette, f"mask {path}")
 
 
+# VOC marks the uncertain rim of every object with this colour (index 255 in palette PNGs): not a rock.
+VOC_VOID_RGB = (224, 224, 192)
+
+
+def read_instances(path: Path) -> np.ndarray:
+    """An instance mask as int32 ids (0 = no rock), whatever form it is in: 16- or 8-bit single-channel ids (what
+    ``data synth`` writes), a palette PNG (VOC: the index is the instance, 255 the void rim), or colours (CVAT's
+    ``SegmentationObject``: one colour per instance; black and VOC's void colour are no rock), numbered in raster
+    order of each colour's first pixel."""
+    png_palette = _png_palette(path)
+    raw, why = imread(path, cv2.IMREAD_COLOR if png_palette is not None else cv2.IMREAD_UNCHANGED)
+    if raw is None:
+        raise RockedgeError(f"cannot read instance mask {path}: {why}")
+    if png_palette is not None:
+        idx = colors_to_index(raw[..., ::-1], png_palette, f"palette instance mask {path}").astype(np.int32)
+        idx[idx == 255] = 0
+        return idx
+    if raw.ndim == 2 or (raw.ndim == 3 and raw.shape[2] == 1):
+        return raw.reshape(raw.shape[:2]).astype(np.int32)
+    rgb = np.ascontiguousarray(raw[..., 2::-1]).astype(np.int32)
+    key = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+    void = (VOC_VOID_RGB[0] << 16) | (VOC_VOID_RGB[1] << 8) | VOC_VOID_RGB[2]
+    flat = key.ravel()
+    colours, first = np.unique(flat, return_index=True)
+    keep = (colours != 0) & (colours != void)
+    ordered = colours[keep][np.argsort(first[keep])]
+    lut = {int(c): k + 1 for k, c in enumerate(ordered)}
+    out = np.zeros(flat.shape, np.int32)
+    for c, k in lut.items():
+        out[flat == c] = k
+    return out.reshape(key.shape)
+
+
+def split_components(instances: np.ndarray) -> np.ndarray:
+    """Each 8-connected piece of an instance becomes an instance of its own. CVAT's ``SegmentationObject`` gives
+    one colour to an object group: the original project's photos paint 11 separate rocks in 5 colours."""
+    out = np.zeros(instances.shape, np.int32)
+    n = 0
+    for k in np.unique(instances[instances > 0]):
+        m, comp = cv2.connectedComponents((instances == k).view(np.uint8) if instances.dtype == np.bool_
+                                          else (instances == k).astype(np.uint8), connectivity=8)
+        sel = comp > 0
+        out[sel] = comp[sel] + n
+        n += m - 1
+    return out
+
+
 def _png_palette(path: Path) -> tuple[tuple[int, int, int], ...] | None:
     """The PLTE colours of a palette-mode (colour type 3) PNG, else None."""
     try:
@@ -288,9 +360,11 @@ class SplitSummary:
     class_fractions: dict[str, float]  # fraction of labelled (non-ignore) pixels per class
     ignored_fraction: float
     sizes: list[tuple[int, int]]  # distinct (height, width)
+    rocks: int | None = None  # rocks in the instance masks (None: the split has none)
 
     def to_dict(self) -> dict:
         return {
+            "rocks": self.rocks,
             "split": self.split,
             "images": self.images,
             "classes": list(self.classes),
@@ -304,10 +378,14 @@ def summarize(ds: SegDataset) -> SplitSummary:
     """Decode every mask once (images only for their size check) and count pixels per class."""
     counts = np.zeros(256, np.int64)
     sizes: set[tuple[int, int]] = set()
+    rocks: int | None = 0 if ds.has_instances else None
     for i in range(len(ds)):
         _, mask = ds[i]
         counts += np.bincount(mask.reshape(-1), minlength=256)
         sizes.add(mask.shape)  # type: ignore[arg-type]
+        if rocks is not None:
+            inst = ds.instances(i)
+            rocks += int(np.count_nonzero(np.bincount(inst.ravel())[1:]))
     total = int(counts.sum())
     labelled = total - int(counts[ds.ignore_index])
     fr = {name: (float(counts[k]) / labelled if labelled else 0.0) for k, name in enumerate(ds.classes)}
@@ -318,4 +396,5 @@ def summarize(ds: SegDataset) -> SplitSummary:
         class_fractions=fr,
         ignored_fraction=float(counts[ds.ignore_index]) / total if total else 0.0,
         sizes=sorted(sizes),
+        rocks=rocks,
     )

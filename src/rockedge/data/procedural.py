@@ -114,12 +114,15 @@ def render(
     *,
     regimes: tuple[str, ...] | None = None,
     camera_effects: bool = True,
+    instances: list[np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, SceneInfo]:
     """Render one scene: BGR uint8 image, uint8 mask (1 = rock), and what was drawn.
 
     ``ref`` is the side length rock sizes are relative to (default: the shorter side); a large canvas
     for video uses the frame's side so rocks keep their on-screen size. ``regimes`` restricts the
     size regimes drawn from; ``camera_effects=False`` skips blur (a video canvas is not one exposure).
+    ``instances``, when given a list, receives the scene's instance map (:func:`instance_ids`); it draws nothing
+    from ``rng``, so asking for it changes no scene.
     """
     h, w = int(size_hw[0]), int(size_hw[1])
     ref = float(ref or min(h, w))
@@ -215,7 +218,26 @@ def render(
     img += noise[..., :3] * np.float32(rng.uniform(0.5, 4.0))
     bgr = np.clip(img, 0, 255, out=img).astype(np.uint8)
     info = SceneInfo(ground, regime, n, math.degrees(az) % 360, math.degrees(el))
+    if instances is not None:
+        instances.append(instance_ids(rock_id))
     return bgr, mask, info
+
+
+def instance_ids(rock_id: np.ndarray) -> np.ndarray:
+    """The drawn rocks as instances: ``uint16`` map, 0 = no rock, 1..n = the rocks that are visible (occlusion as
+    drawn: a rock hidden by others keeps only its visible part, which may be in pieces), numbered in raster order
+    of their first visible pixel."""
+    flat = rock_id.ravel()
+    nz = np.flatnonzero(flat)
+    out = np.zeros(rock_id.shape, np.uint16)
+    if not nz.size:
+        return out
+    ids, first = np.unique(flat[nz], return_index=True)
+    if len(ids) > 65535:
+        raise ValueError(f"{len(ids)} visible rocks do not fit a 16-bit instance mask")
+    remap = np.zeros(int(ids.max()) + 1, np.uint16)
+    remap[ids[np.argsort(first)]] = np.arange(1, len(ids) + 1, dtype=np.uint16)
+    return remap[rock_id]
 
 
 def _layout(

@@ -32,9 +32,16 @@ PNG_FLAGS = [cv2.IMWRITE_PNG_COMPRESSION, 1]
 
 def render_scene(rng: np.random.Generator, size_hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """One procedural rock scene: BGR uint8 ``HxWx3`` image and uint8 ``HxW`` mask (0 ground, 1 rock)."""
-    h, w = _scene_size(size_hw)
-    image, mask, _ = render(rng, (h, w))
+    image, mask, _ = render_scene_instances(rng, size_hw)
     return image, mask
+
+
+def render_scene_instances(rng: np.random.Generator, size_hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`render_scene` plus the scene's instance map (uint16, 0 = no rock, k = rock k; the same scene)."""
+    h, w = _scene_size(size_hw)
+    instances: list[np.ndarray] = []
+    image, mask, _ = render(rng, (h, w), instances=instances)
+    return image, mask, instances[0]
 
 
 def is_val(i: int, val_fraction: float) -> bool:
@@ -55,7 +62,9 @@ def write_synth_dataset(
     progress: bool = True,
     overwrite: bool = False,
 ) -> Path:
-    """Render ``n`` scenes into ``out/{train,val}/{images,masks}/`` plus ``labelmap.txt`` and ``synth.json``.
+    """Render ``n`` scenes into ``out/{train,val}/{images,masks,instances}/`` plus ``labelmap.txt`` and
+    ``synth.json``. ``instances/<name>.png`` is each scene's 16-bit instance mask (0 = no rock, k = rock k, as
+    drawn: a rock partly hidden by another keeps its visible part).
 
     Written into a temporary folder beside ``out`` and renamed at the end, so ``out`` is either the
     complete dataset or absent.
@@ -70,16 +79,19 @@ def write_synth_dataset(
     counts = {"train": 0, "val": 0}
     with atomic.staging_dir(out, overwrite=overwrite) as tmp:
         for split in counts:
-            (tmp / split / "images").mkdir(parents=True)
-            (tmp / split / "masks").mkdir(parents=True)
+            for sub in ("images", "masks", "instances"):
+                (tmp / split / sub).mkdir(parents=True)
         rock = 0.0
+        rocks = {"train": 0, "val": 0}
         for i in console_progress(range(n), desc="synth", unit="scene", enabled=progress):
-            image, mask = render_scene(np.random.default_rng([seed, i]), (h, w))
+            image, mask, inst = render_scene_instances(np.random.default_rng([seed, i]), (h, w))
             split = "val" if is_val(i, val_fraction) else "train"
             counts[split] += 1
+            rocks[split] += int(inst.max())
             rock += float(mask.mean())
             _imwrite(tmp / split / "images" / f"{i:06d}.jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
             _imwrite(tmp / split / "masks" / f"{i:06d}.png", mask, PNG_FLAGS)
+            _imwrite(tmp / split / "instances" / f"{i:06d}.png", inst, PNG_FLAGS)
         lm = LabelMap.default()
         write_labelmap(tmp / "labelmap.txt", lm)
         atomic.write_json(
@@ -92,6 +104,7 @@ def write_synth_dataset(
                 "size_hw": [h, w],
                 "val_fraction": float(val_fraction),
                 "counts": counts,
+                "rocks": rocks,
                 "classes": list(lm.names),
                 "palette": [list(c) for c in lm.colors],
                 "mean_rock_fraction": rock / n,

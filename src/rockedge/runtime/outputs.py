@@ -27,6 +27,8 @@ from rockedge.atomic import (
 )
 from rockedge.console import warn
 from rockedge.errors import RockedgeError
+from rockedge.measure.curve import draw_curve
+from rockedge.measure.rocks import Rocks, SizeHistogram
 from rockedge.media import IMAGE_SUFFIXES
 from rockedge.probes import writable_fourcc
 from rockedge.runtime.sinks import (
@@ -34,6 +36,8 @@ from rockedge.runtime.sinks import (
     VIDEO_SUFFIXES,
     ImageSink,
     JsonLinesSink,
+    PngSink,
+    RocksCsvSink,
     Sink,
     TempFileSink,
     VideoSink,
@@ -55,8 +59,11 @@ def _stem(source: Source) -> str:
 class RunOutputs:
     """Owns every sink of one run; :meth:`commit` renames them into place, :meth:`abort` removes them."""
 
-    def __init__(self, source: Source, out: str | os.PathLike[str] | None, *, save_mask: bool = False, num_classes: int = 2) -> None:
+    def __init__(self, source: Source, out: str | os.PathLike[str] | None, *, save_mask: bool = False, num_classes: int = 2,
+                 rocks_unit: str | None = None) -> None:
         self.save_mask = save_mask
+        self.rocks_csv: RocksCsvSink | None = None
+        self.rocks_png: PngSink | None = None
         self.mask_scale = 255 // max(1, num_classes - 1)
         self.video_sink: VideoSink | None = None
         self.mask_video: VideoSink | None = None
@@ -105,6 +112,11 @@ class RunOutputs:
                 self.jsonl_path = directory / "frames.jsonl"
                 self.summary_path = directory / "summary.json"
         self.jsonl = JsonLinesSink(self.jsonl_path)
+        if rocks_unit is not None:  # --measure: <out>.rocks.csv and <out>.rocks.png beside the JSON lines
+            csv = (self.jsonl_path.parent / "rocks.csv" if self.jsonl_path.name == "frames.jsonl"
+                   else self.jsonl_path.with_suffix(".rocks.csv"))  # site_overlay.mp4 -> site_overlay.rocks.csv
+            self.rocks_csv = RocksCsvSink(csv, rocks_unit)
+            self.rocks_png = PngSink(self.rocks_csv.target.with_suffix(".png"))
         try:
             named = [getattr(s, "target", None) or getattr(s, "single", None) for s in self._sinks().values()]
             check_names([self.summary_path, *(p for p in named if p is not None)])
@@ -142,9 +154,20 @@ class RunOutputs:
     def record(self, rec: dict[str, Any]) -> None:
         self.jsonl.write(rec)
 
+    def record_rocks(self, frame: Frame, rocks: Rocks) -> None:
+        """One frame's rocks as rows of ``<out>.rocks.csv`` (only with --measure)."""
+        if self.rocks_csv is not None:
+            self.rocks_csv.write(frame.index, frame.name, [r.to_dict() for r in rocks])
+
+    def rocks_curve(self, sizes: SizeHistogram, title: str = "") -> None:
+        """Draw the run's % passing curve into ``<out>.rocks.png`` (written with the other outputs)."""
+        if self.rocks_png is not None:
+            self.rocks_png.set(draw_curve(sizes.curve(), sizes.distribution(), title))
+
     def _sinks(self) -> dict[str, Sink]:
         named = (("overlay", self.video_sink), ("mask", self.mask_video), ("overlay", self.image_sink),
-                 ("masks", self.mask_images), ("frames", self.jsonl))
+                 ("masks", self.mask_images), ("frames", self.jsonl), ("rocks", self.rocks_csv),
+                 ("rocks_curve", self.rocks_png))
         return {name: sink for name, sink in named if sink is not None}
 
     def commit(self, summary: dict[str, Any] | None = None) -> dict[str, str]:

@@ -102,3 +102,18 @@ def mask_stats(mask: np.ndarray, *, num_classes: int, background: int = 0) -> di
         hist = np.bincount(mask.ravel(), minlength=num_classes)[:num_classes]
         stats["class_fractions"] = [round(float(v) / total, 6) for v in hist]
     return stats
+
+
+def draw_outlines(overlay: np.ndarray, labels: np.ndarray, geom_content: tuple[int, int, int, int] | None = None,
+                  colour: tuple[int, int, int] = (255, 255, 255)) -> np.ndarray:
+    """Outline every rock of an instance map (model resolution, the letterbox already cropped off) on the
+    frame-sized ``overlay``, in place: the map is scaled to the frame with nearest-neighbour and a pixel is an
+    outline where its 3x3 neighbourhood holds another label (so touching rocks get a line between them)."""
+    fh, fw = overlay.shape[:2]
+    lab = labels.astype(np.float32)
+    if lab.shape != (fh, fw):
+        lab = cv2.resize(lab, (fw, fh), interpolation=cv2.INTER_NEAREST)
+    k = cv2.getStructuringElement(cv2.MORPH_RECT, (3, 3))
+    edge = (cv2.dilate(lab, k) != cv2.erode(lab, k)) & (lab > 0)
+    overlay[edge] = colour
+    return overlay

@@ -23,6 +23,7 @@ import numpy as np
 from rockedge.console import progress as console_progress
 from rockedge.console import warn
 from rockedge.errors import Interrupted, RockedgeError
+from rockedge.measure.rocks import SizeHistogram
 from rockedge.probes import has_gui
 from rockedge.redact import redact
 from rockedge.runtime.outputs import RunOutputs
@@ -48,6 +49,7 @@ class Summary:
     stopped: str = "end"
     reason: str | None = None
     nonfinite_frames: int = 0  # frames whose model output held NaN/Inf
+    rocks: dict[str, Any] | None = None  # with --measure: the whole run's rock size distribution
     outputs: dict[str, str] = field(default_factory=dict)
     source: dict[str, Any] = field(default_factory=dict)
     model: dict[str, Any] = field(default_factory=dict)
@@ -75,6 +77,11 @@ class Summary:
         ]
         if self.nonfinite_frames:
             lines.append(f"non-finite  {self.nonfinite_frames} frames had NaN/Inf logits (their masks are meaningless)")
+        if self.rocks is not None:
+            r, u = self.rocks, self.rocks["unit"]
+            sizes = "  ".join(f"P{q} {r[f'p{q}']:.3g} {u}" for q in (20, 50, 80) if r.get(f"p{q}") is not None)
+            lines.append(f"rocks       {r['count']} measured" + (f"; by area: {sizes}" if sizes else "")
+                         + (f"; largest {r['max']:.3g} {u}" if r.get("max") is not None else ""))
         lines += [
             "",
             f"{'stage':<12}{'mean ms':>10}{'p50 ms':>10}{'p95 ms':>10}",
@@ -273,10 +280,12 @@ def run_pipeline(
         )
     run = _Run(seg, source)
     summary = Summary(source=source.describe(), model=seg.describe())
+    sizes = SizeHistogram("mm" if seg.mm_per_px is not None else "px") if seg.measure else None
     t_start = time.perf_counter()
     try:
         with _stop_on_signals(run):
-            frames, times = _consume(run, summary, outputs, progress=progress, show=show, max_frames=max_frames)
+            frames, times = _consume(run, summary, outputs, progress=progress, show=show, max_frames=max_frames,
+                                     sizes=sizes)
     except BaseException:
         run.shutdown()
         if outputs is not None:
@@ -294,6 +303,10 @@ def run_pipeline(
     if run.broken and summary.stopped == "end":
         summary.stopped, summary.reason = "broken", run.broken
         warn(f"{run.broken}; keeping the {frames} frames processed")
+    if sizes is not None:
+        summary.rocks = sizes.distribution()
+        if outputs is not None:
+            outputs.rocks_curve(sizes, f"{source.label}: {frames} frames")
     if outputs is not None:
         summary.outputs = outputs.commit(summary.to_dict())
     if show:
@@ -335,7 +348,7 @@ def _stop_on_signals(run: _Run) -> Iterator[None]:
 
 
 def _consume(run: _Run, summary: Summary, outputs: RunOutputs | None, *, progress: bool, show: bool,
-             max_frames: int | None) -> tuple[int, dict[str, list[float]]]:
+             max_frames: int | None, sizes: SizeHistogram | None = None) -> tuple[int, dict[str, list[float]]]:
     """The main thread: start the workers, write each result in order, stop on the end marker, q/Esc,
     --max-frames or Ctrl-C. Returns the frame count and per-stage times."""
     source = run.source
@@ -362,6 +375,10 @@ def _consume(run: _Run, summary: Summary, outputs: RunOutputs | None, *, progres
                 times[k].append(v)
             if outputs is not None:
                 outputs.record(_frame_record(f, r.stats, st))
+                if r.rocks is not None:
+                    outputs.record_rocks(f, r.rocks)
+            if sizes is not None and r.rocks is not None:
+                sizes.add(r.rocks)
             frames += 1
             bar.update(1)
             if show and r.overlay is not None and _show(r.overlay):

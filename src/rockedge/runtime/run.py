@@ -22,6 +22,8 @@ def run_model(
     batch: int | None = None,
     alpha: float = 0.5,
     contours: bool = False,
+    measure: bool = False,
+    mm_per_px: float | None = None,
     save_mask: bool = False,
     show: bool = False,
     max_frames: int | None = None,
@@ -31,9 +33,13 @@ def run_model(
 
     The source is opened first, so a missing file fails before a model loads or anything is created.
     Returns the summary (also written as JSON beside the outputs); :meth:`Summary.raise_for_status`
-    turns an interrupted, broken or non-finite run into the matching error.
+    turns an interrupted, broken or non-finite run into the matching error. ``measure`` splits and measures the
+    rocks of every frame (sizes in mm with ``mm_per_px``): ``rocks`` in each JSON line and the summary, one row per
+    rock in ``<out>.rocks.csv`` and the % passing curve in ``<out>.rocks.png``.
     """
     with open_source(source) as src:
-        with Segmenter(model, options, imgsz=imgsz, batch=batch, alpha=alpha, contours=contours) as seg:
-            outputs = RunOutputs(src, out, save_mask=save_mask, num_classes=seg.spec.num_classes)
+        with Segmenter(model, options, imgsz=imgsz, batch=batch, alpha=alpha, contours=contours, measure=measure,
+                       mm_per_px=mm_per_px) as seg:
+            unit = ("mm" if mm_per_px is not None else "px") if measure else None
+            outputs = RunOutputs(src, out, save_mask=save_mask, num_classes=seg.spec.num_classes, rocks_unit=unit)
             return run_pipeline(seg, src, outputs, progress=progress, show=show, max_frames=max_frames)

@@ -17,11 +17,13 @@ import numpy as np
 
 from rockedge.console import warn
 from rockedge.errors import RockedgeError
+from rockedge.measure import Rocks, measure_mask
 from rockedge.runtime.backends.base import Backend
 from rockedge.runtime.backends.loader import BackendOptions, open_backend
 from rockedge.runtime.batching import collate, count_nonfinite
 from rockedge.runtime.overlay import (
     colorize,
+    draw_outlines,
     draw_overlay,
     mask_stats,
     palette_lut,
@@ -46,6 +48,8 @@ class Result:
     overlay: np.ndarray | None
     stats: dict[str, Any]
     timings_ms: dict[str, float] = field(default_factory=dict)
+    rocks: Rocks | None = None  # with ``measure=True``: every rock of the frame, sizes in frame px (or mm)
+    labels: np.ndarray | None = None  # with ``measure=True``: the rocks as an instance map at model resolution
 
 
 class Segmenter:
@@ -53,7 +57,9 @@ class Segmenter:
 
     ``imgsz`` (h, w) and ``batch`` must agree with what a fixed-shape model was built for. How the
     model is opened (backend, providers, a spec for a model without one) is ``options``; keyword
-    arguments are shorthand for :class:`BackendOptions` fields.
+    arguments are shorthand for :class:`BackendOptions` fields. ``measure``: split each frame's rock mask into
+    rocks and measure them (:mod:`rockedge.measure`; sizes in mm with ``mm_per_px``, the frame's scale); with
+    ``contours`` the overlay then outlines each rock instead of each class region.
     """
 
     def __init__(
@@ -66,6 +72,8 @@ class Segmenter:
         alpha: float = 0.5,
         contours: bool = False,
         draw: bool = True,
+        measure: bool = False,
+        mm_per_px: float | None = None,
         **backend_kw: Any,
     ) -> None:
         self.backend = model if isinstance(model, Backend) else open_backend(model, options, **backend_kw)
@@ -75,12 +83,18 @@ class Segmenter:
             self.batch = self._check_batch(batch)
             if not 0.0 <= alpha <= 1.0:
                 raise RockedgeError(f"--alpha must be between 0 and 1, got {alpha}")
+            if mm_per_px is not None and not (0 < mm_per_px < float("inf")):
+                raise RockedgeError(f"--scale must be a positive number of millimetres per pixel, got {mm_per_px}")
+            if mm_per_px is not None and not measure:
+                raise RockedgeError("--scale gives rock sizes in millimetres: add --measure")
         except BaseException:
             self.backend.close()
             raise
         self.alpha = alpha
         self.contours = contours
         self.draw = draw
+        self.measure = measure
+        self.mm_per_px = mm_per_px
         self.lut = palette_lut(self.spec.palette)
         self._checked_output = False
         self.nonfinite_frames = 0  # frames whose model output held NaN/Inf (the masks are then meaningless)
@@ -168,11 +182,22 @@ class Segmenter:
             small_mask = cv2.resize(small_mask, (self.input_size[1], self.input_size[0]),
                                     interpolation=cv2.INTER_NEAREST)
         mask = restore_mask(small_mask, geom)
+        small = content(small_mask, geom)
+        stats = mask_stats(small, num_classes=self.spec.num_classes)
+        labels = rocks = None
+        if self.measure:
+            fh, fw = geom.frame_hw
+            labels, rocks = measure_mask(small, scale=(fw / small.shape[1], fh / small.shape[0]),
+                                         mm_per_px=self.mm_per_px)
+            stats["rocks"] = {k: v for k, v in rocks.distribution().items() if k != "p50_count"}
         overlay = None
         if self.draw:
             colour = restore_mask(colorize(small_mask, self.lut), geom, dst=scratch("colour", frame.shape))
-            overlay = draw_overlay(frame, mask, self.lut, alpha=self.alpha, contours=self.contours, colour=colour)
-        return Result(mask, overlay, mask_stats(content(small_mask, geom), num_classes=self.spec.num_classes))
+            overlay = draw_overlay(frame, mask, self.lut, alpha=self.alpha,
+                                   contours=self.contours and labels is None, colour=colour)
+            if self.contours and labels is not None:
+                draw_outlines(overlay, labels)
+        return Result(mask, overlay, stats, rocks=rocks, labels=labels)
 
     # -- one-call API ------------------------------------------------------------------------------
     def predict(self, frame: np.ndarray) -> Result:

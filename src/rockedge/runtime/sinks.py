@@ -224,3 +224,55 @@ class ImageSink:
 
     def abort(self) -> None:
         """Images already written are complete files; they stay."""
+
+
+class RocksCsvSink(TempFileSink):
+    """``<out>.rocks.csv``: one row per rock of every frame (``rockedge run --measure``), sizes in the run's unit
+    (mm with --scale, else px), centroids in frame pixels; flushed as it goes, renamed into place at the end."""
+
+    def __init__(self, target: Path, unit: str) -> None:
+        super().__init__(target)
+        self.unit = unit
+        self._fh: IO[str] | None = open(self.tmp, "w", encoding="utf-8", newline="")
+        u = unit
+        with naming(self.target):
+            self._fh.write(f"frame,name,rock,area_{u}2,diameter_{u},short_{u},long_{u},cx_px,cy_px\n")
+
+    def write(self, frame: int, name: str | None, rows: list[dict[str, Any]]) -> None:
+        assert self._fh is not None
+        label = _csv_field(name or "")
+        lines = "".join(
+            f"{frame},{label},{r['id']},{r['area']:.6g},{r['diameter']:.6g},{r['short']:.6g},{r['long']:.6g},"
+            f"{r['cx']:.2f},{r['cy']:.2f}\n" for r in rows)
+        with naming(self.target):
+            self._fh.write(lines)
+        self.count += 1
+
+    def _close(self) -> None:
+        if self._fh is not None:
+            fh, self._fh = self._fh, None
+            with naming(self.target):
+                fh.close()
+
+
+def _csv_field(text: str) -> str:
+    return f'"{text.replace(chr(34), chr(34) * 2)}"' if any(c in text for c in ',"\n\r') else text
+
+
+class PngSink(TempFileSink):
+    """One PNG made at the end of the run (the rock size curve): :meth:`set` the image, the file is written when
+    the run's outputs are committed."""
+
+    def __init__(self, target: Path) -> None:
+        super().__init__(target)
+        self.image: np.ndarray | None = None
+
+    def set(self, image: np.ndarray) -> None:
+        self.image = image
+        self.count = 1
+
+    def _close(self) -> None:
+        if self.image is not None:
+            image, self.image = self.image, None
+            if not cv2.imwrite(cv_path(self.tmp), image):
+                raise RockedgeError(f"OpenCV cannot write {self.target}")

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from rockedge.console import note
@@ -25,7 +26,10 @@ from rockedge.runtime.batching import (
     count_nonfinite,
     infer_frames,
 )
-from rockedge.runtime.preprocess import restore_mask, to_masks
+from rockedge.measure import measure_mask
+from rockedge.measure.match import InstanceScore, drop_small
+from rockedge.measure.split import MIN_AREA_PX
+from rockedge.runtime.preprocess import Geometry, content, restore_mask, to_masks
 from rockedge.sizes import format_hw
 from rockedge.verify.metrics import ConfusionMatrix
 
@@ -39,10 +43,13 @@ def evaluate(
     progress: bool = False,
     desc: str = "eval",
     timings: list[float] | None = None,
+    rocks: InstanceScore | None = None,
 ) -> ConfusionMatrix:
     """Score ``backend`` on ``(BGR image, index mask)`` pairs; refuses a model that emits NaN/Inf.
 
-    ``timings``, when given, receives the inference time of every batch (seconds)."""
+    ``timings``, when given, receives the inference time of every batch (seconds). ``rocks``, when given, also
+    scores the rocks one by one against the dataset's instance masks (``dataset.instances(i)``): the predicted
+    mask is split and measured at model resolution as ``rockedge run --measure`` does (:func:`score_rocks`)."""
     spec = backend.spec
     size = size_hw or backend.fixed_size or spec.input_size
     cm = ConfusionMatrix(spec.num_classes, spec.ignore_index)
@@ -59,26 +66,64 @@ def evaluate(
                     f"the model emitted {bad} non-finite logits (NaN/Inf) on image {idx[0]} of the set; its scores "
                     "would be meaningless: the weights diverged or the file is damaged (check it with rockedge verify)"
                 )
-            for (_, target), m, g in zip(items, to_masks(out, spec), geoms):
+            for i, (_, target), m, g in zip(idx, items, to_masks(out, spec), geoms):
                 cm.update(target, restore_mask(m, g))
+                if rocks is not None:
+                    score_rocks(rocks, dataset, i, target, m, g)
             bar.update(len(items))
     return cm
 
 
+def score_rocks(rocks: InstanceScore, dataset: Any, i: int, target: np.ndarray, small_mask: np.ndarray,
+                geom: Geometry) -> None:
+    """One image's rocks: the model-resolution mask split and measured (sizes in frame pixels), its instances
+    restored to the frame with nearest-neighbour and matched against the dataset's true rocks there. True rocks
+    smaller than the smallest rock the split keeps (``MIN_AREA_PX`` at model resolution, scaled to the frame) are
+    below what the model resolves and are left out (counted as ``too_small``)."""
+    truth = dataset.instances(i)
+    if truth.shape != target.shape:
+        raise RockedgeError(f"instance mask of {dataset.samples[i][1].name} is {truth.shape[0]}x{truth.shape[1]} "
+                            f"(HxW) but its mask is {target.shape[0]}x{target.shape[1]}; they must match")
+    small = content(small_mask, geom)
+    fh, fw = geom.frame_hw
+    scale = (fw / small.shape[1], fh / small.shape[0])
+    labels, measured = measure_mask(small, scale=scale)
+    pred = cv2.resize(labels, (fw, fh), interpolation=cv2.INTER_NEAREST) if labels.shape != (fh, fw) else labels
+    truth, dropped = drop_small(truth, MIN_AREA_PX * scale[0] * scale[1])
+    rocks.too_small += dropped
+    rocks.add(truth, pred, name=dataset.samples[i][0].name, pred_rocks=measured)
+
+
 def evaluate_model(model: str | os.PathLike[str], data: str | os.PathLike[str], *, split: str = "val", batch: int = 4,
                    imgsz: tuple[int, int] | None = None, options: BackendOptions | None = None,
-                   progress: bool = True) -> tuple[dict[str, Any], str]:
-    """``rockedge eval``: score a model file on a dataset split; returns the report and its table."""
+                   progress: bool = True, measure: bool = False, sparse: bool = False) -> tuple[dict[str, Any], str]:
+    """``rockedge eval``: score a model file on a dataset split; returns the report and its table.
+
+    ``measure``: also score rock by rock against the dataset's instance masks (report key ``measure``);
+    ``sparse``: the instance masks label only some rocks (recall only, unlabelled pixels ignored)."""
 
     with open_backend(model, options) as be:
         ds = open_dataset(data, split)
         adopt_dataset_classes(be, ds.classes, ds.palette, str(model), assumed=getattr(be, "spec_assumed", False))
         if imgsz and be.fixed_size and tuple(imgsz) != be.fixed_size:
             raise RockedgeError(f"--imgsz {format_hw(imgsz)}: {Path(model).name} was built for {format_hw(be.fixed_size)}")
-        cm = evaluate(be, ds, batch=batch, size_hw=imgsz, progress=progress)
+        rocks = None
+        if measure or sparse:
+            missing = next((ds.samples[i][1].name for i in range(len(ds)) if ds.instance_path(i) is None), None)
+            if missing is not None:
+                raise RockedgeError(f"--measure scores rocks one by one and needs an instance mask per image; "
+                                    f"{missing} has none (instances/<name>.png beside masks/, or VOC's "
+                                    "SegmentationObject/; rockedge data synth writes them)")
+            rocks = InstanceScore(sparse=sparse)
+        cm = evaluate(be, ds, batch=batch, size_hw=imgsz, progress=progress, rocks=rocks)
         report = {"model": str(model), "data": str(data), "split": split, "images": len(ds), **be.describe(),
                   "input_size": list(imgsz or be.fixed_size or be.spec.input_size), **cm.report(be.spec.classes)}
-    return report, format_report(report, f"{Path(model).name} on {data} [{split}, {len(ds)} images]")
+        if rocks is not None:
+            report["measure"] = rocks.to_dict()
+    table = format_report(report, f"{Path(model).name} on {data} [{split}, {len(ds)} images]")
+    if rocks is not None:
+        table += "\n" + rocks.table()
+    return report, table
 
 
 def adopt_dataset_classes(backend: Backend, classes: Sequence[str], palette: Sequence[tuple[int, int, int]],
