@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from helpers import cli_runner
 
 from rockedge.cli import main
 from rockedge.errors import RockedgeError
@@ -183,3 +184,42 @@ def test_divergence_seen_at_validation_reads_as_a_training_stop(synth_data, tmp_
     # validation pass sees it first, and the user must still get the training message, not an eval error.
     with pytest.raises(RockedgeError, match=r"at epoch 1: training stopped; no checkpoint was written; lower --lr"):
         train(TrainConfig(data=str(synth_data), out=str(tmp_path / "r"), epochs=1, **{**TINY, "lr": lr}))
+
+
+def test_fine_tuning_starts_from_a_checkpoint_and_remakes_the_head_for_other_classes(trained_ckpt, tmp_path):
+    import torch
+
+    from rockedge.models.checkpoint import init_from
+    from rockedge.models.zoo import build_model
+    from rockedge.spec import ModelSpec
+
+    ck = load_checkpoint(trained_ckpt())
+    arch = ck.spec.arch
+    same = build_model(arch=arch, num_classes=2)
+    said = init_from(same, ck, ck.spec, "best.pt")
+    assert "every layer" in said
+    assert all(torch.equal(v, ck.state_dict[k]) for k, v in same.state_dict().items())
+    three = ModelSpec(arch=arch, classes=("background", "rock", "fines"), palette=((0, 0, 0), (250, 50, 83), (0, 0, 255)))
+    model = build_model(arch=arch, num_classes=3)
+    said = init_from(model, ck, three, "best.pt")
+    assert "class head is re-made" in said and "background, rock" in said
+    sd = model.state_dict()
+    assert sd["classifier.high_classifier.weight"].shape[0] == 3
+    kept = [k for k in sd if not k.startswith(("classifier.low_classifier.", "classifier.high_classifier."))]
+    assert kept and all(torch.equal(sd[k], ck.state_dict[k]) for k in kept)
+    with pytest.raises(RockedgeError, match="drop --arch"):
+        init_from(build_model(arch="deeplabv3_mobilenet_v3_large", num_classes=2), ck, ck.spec.replace(
+            arch="deeplabv3_mobilenet_v3_large"), "best.pt")
+
+
+def test_train_weights_cli_follows_the_checkpoints_arch(trained_ckpt, synth_data, tmp_path):
+    out = tmp_path / "ft"
+    r = cli_runner().invoke(main, ["train", "--data", str(synth_data), "--weights", str(trained_ckpt()), "--epochs", "1",
+                                   "--imgsz", "64", "--batch", "4", "--workers", "0", "--out", str(out), "-q"])
+    assert r.exit_code == 0, r.output
+    assert "note: starting from" in r.stdout and "every layer" in r.stdout
+    best = load_checkpoint(out / "best.pt")
+    assert best.spec.arch == "lraspp_mobilenet_v3_large" and best.train_config["weights"] == str(trained_ckpt())
+    r = cli_runner().invoke(main, ["train", "--data", str(synth_data), "--weights", str(trained_ckpt()), "--resume",
+                                   "--out", str(tmp_path / "x"), "-q"])
+    assert r.exit_code == 1 and "drop --pretrained, --backbone-weights and --resume" in r.stderr

@@ -14,15 +14,20 @@ from rockedge.cli.options import (
     out_option,
     quiet_option,
     seed_option,
+    trust_pickle_option,
 )
 from rockedge.spec import ARCHITECTURES
 
 
 @click.command("train")
 @data_option("Dataset folder (VOC/CVAT or images/+masks/ layout).", required=True)
-@click.option("--arch", type=click.Choice(ARCHITECTURES), default="deeplabv3_mobilenet_v3_large", show_default=True,
+@click.option("--arch", type=click.Choice(ARCHITECTURES), default=None,
               help="Model architecture: ResNet-50 is the reference model, MobileNetV3 the edge option, LR-ASPP the "
-                   "real-time head.")
+                   "real-time head [default: the --weights checkpoint's, else deeplabv3_mobilenet_v3_large].")
+@click.option("--weights", type=click.Path(path_type=Path), default=None, metavar="CKPT",
+              help="Fine-tune: start from this checkpoint (a rockedge best.pt or the original project's state_dict), "
+                   "as `yolo train model=best.pt` does. The spec follows the data; if its classes differ from the "
+                   "checkpoint's, the class head is re-made (said in one line).")
 @click.option("--epochs", type=int, default=10, show_default=True, help="Epochs (an upper bound with --max-minutes).")
 @batch_option("Batch size per process.", default=8)
 @imgsz_option("The model's input size (its spec): images are fitted to it, as inference does.", default="256")
@@ -40,12 +45,13 @@ from rockedge.spec import ARCHITECTURES
 @click.option("--pretrained", is_flag=True, help="Start from torchvision's ImageNet backbone weights (needs the network).")
 @click.option("--backbone-weights", type=click.Path(path_type=Path), help="Local ImageNet backbone state_dict (offline --pretrained).")
 @click.option("--resume", is_flag=True, help="Continue from <out>/last.pt (weights, optimizer, epoch, history).")
+@trust_pickle_option
 @click.option("--max-minutes", type=float, help="Wall-clock budget: train the epochs that fit in it (at least one), with the LR schedule fitted to them.")
 @quiet_option
-def train_cmd(data: Path, arch: str, epochs: int, batch: int, imgsz: tuple[int, int], crop: tuple[int, int] | None,
+def train_cmd(data: Path, arch: str | None, weights: Path | None, epochs: int, batch: int, imgsz: tuple[int, int], crop: tuple[int, int] | None,
               augment: str, lr: float, out: Path, workers: int,
               seed: int, device: str, amp: bool, pretrained: bool, backbone_weights: Path | None, resume: bool,
-              max_minutes: float | None, quiet: bool) -> None:
+              trust_pickle: bool, max_minutes: float | None, quiet: bool) -> None:
     """Train a segmentation model on a labelled dataset.
 
     Evaluates on the validation split after every epoch and keeps best.pt (highest mIoU) and last.pt.
@@ -55,8 +61,14 @@ def train_cmd(data: Path, arch: str, epochs: int, batch: int, imgsz: tuple[int, 
     from rockedge.train.loop import TrainConfig, train
     from rockedge.train.transforms import AUGMENT_PRESETS
 
+    if arch is None:
+        arch = "deeplabv3_mobilenet_v3_large"
+        if weights is not None:
+            from rockedge.models.checkpoint import load_checkpoint
+
+            arch = load_checkpoint(weights, trust_pickle=trust_pickle).spec.arch
     cfg = TrainConfig(
-        data=str(data), out=str(out), arch=arch, epochs=epochs, batch=batch, imgsz=imgsz, crop=crop, lr=lr,
+        data=str(data), out=str(out), arch=arch, weights=str(weights) if weights else None, trust_pickle=trust_pickle, epochs=epochs, batch=batch, imgsz=imgsz, crop=crop, lr=lr,
         augment=AUGMENT_PRESETS[augment], log=click.echo,
         workers=workers, seed=seed, device=device, amp=amp, pretrained=pretrained,
         backbone_weights=str(backbone_weights) if backbone_weights else None, resume=resume, max_minutes=max_minutes,

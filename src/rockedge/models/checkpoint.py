@@ -26,7 +26,7 @@ from torch import nn
 from rockedge.atomic import atomic_path
 from rockedge.digest import sha256_file
 from rockedge.errors import RockedgeError
-from rockedge.models.zoo import build_model, infer_arch, num_classes_of
+from rockedge.models.zoo import CLASS_LAYERS, build_model, infer_arch, num_classes_of
 from rockedge.spec import DEFAULT_CLASSES, ModelSpec, default_palette
 
 FORMAT = "rockedge.checkpoint"
@@ -182,3 +182,25 @@ def load_state_dict_strict(model: nn.Module, sd: dict[str, torch.Tensor]) -> Non
                 parts.append(f"{len(items)} {label} keys: {', '.join(items[:3])}{more}")
         raise RockedgeError("weights do not fit the model: " + "; ".join(parts))
     model.load_state_dict(sd, strict=True)
+
+
+def init_from(model: nn.Module, ckpt: Checkpoint, spec: ModelSpec, where: str) -> str:
+    """Start ``model`` (built for ``spec``) from ``ckpt``'s weights, for fine-tuning; returns the one line that says
+    what was kept. Every layer is taken from the checkpoint, except the class head when the classes differ (other
+    names or another count): it is re-made, as ``yolo train model=best.pt`` does for a new dataset."""
+    if ckpt.spec.arch != spec.arch:
+        raise RockedgeError(f"{where} is a {ckpt.spec.arch}, not a {spec.arch}: drop --arch, or give a {spec.arch} "
+                            "checkpoint")
+    require_finite(ckpt.state_dict, where)
+    same = ckpt.spec.classes == spec.classes or (ckpt.spec_assumed and ckpt.spec.num_classes == spec.num_classes)
+    if same:
+        load_state_dict_strict(model, ckpt.state_dict)
+        return f"starting from {where} (every layer; classes {', '.join(spec.classes)})"
+    head = CLASS_LAYERS[spec.arch]
+    sd = {k: v for k, v in ckpt.state_dict.items() if not k.startswith(head)}
+    own = model.state_dict()
+    load_state_dict_strict(model, {**sd, **{k: v for k, v in own.items() if k.startswith(head)}})
+    theirs = "unnamed classes" if ckpt.spec_assumed else ", ".join(ckpt.spec.classes)
+    return (f"starting from {where}: its {ckpt.spec.num_classes} classes ({theirs}) are not the data's "
+            f"{spec.num_classes} ({', '.join(spec.classes)}), so the class head is re-made; every other layer "
+            "comes from the checkpoint")

@@ -118,6 +118,15 @@ HEAD_KEYS = {
 }
 
 
+# Every layer whose output channels are the classes (weight and bias), per architecture: what fine-tuning on other
+# classes re-makes.
+CLASS_LAYERS = {
+    "deeplabv3_resnet50": ("classifier.4.",),
+    "deeplabv3_mobilenet_v3_large": ("classifier.4.",),
+    "lraspp_mobilenet_v3_large": ("classifier.low_classifier.", "classifier.high_classifier."),
+}
+
+
 def infer_arch(state_dict: dict[str, torch.Tensor]) -> str:
     """Guess the architecture of a torchvision DeepLabV3 / LR-ASPP state_dict from its key names."""
     keys = state_dict.keys()

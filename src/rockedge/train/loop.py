@@ -34,6 +34,7 @@ from rockedge.data.datasets import open_dataset
 from rockedge.errors import NonFiniteOutput, RockedgeError
 from rockedge.models.checkpoint import (
     Checkpoint,
+    init_from,
     load_checkpoint,
     nonfinite_tensors,
     save_checkpoint,
@@ -66,6 +67,8 @@ class TrainConfig:
     amp: bool = True  # CUDA only
     pretrained: bool = False
     backbone_weights: str | None = None
+    weights: str | None = None  # fine-tune: start from this checkpoint (the class head re-made for other classes)
+    trust_pickle: bool = False
     resume: bool = False
     max_minutes: float | None = None  # wall-clock budget: the epochs that fit (>= 1), schedule refitted
     eval_batch: int = 4
@@ -186,9 +189,16 @@ def _setup(cfg: TrainConfig) -> _Run:
     val_ds = open_dataset(cfg.data, "val")
     spec = ModelSpec(arch=cfg.arch, classes=train_ds.classes, palette=train_ds.palette, input_size=tuple(cfg.imgsz))
     torch.manual_seed(cfg.seed)
+    if cfg.weights and (cfg.pretrained or cfg.backbone_weights or cfg.resume):
+        raise RockedgeError("--weights starts from a checkpoint: drop --pretrained, --backbone-weights and --resume")
     model = build_model(
         arch=cfg.arch, num_classes=spec.num_classes, pretrained=cfg.pretrained, backbone_weights=cfg.backbone_weights
-    ).to(device)
+    )
+    if cfg.weights:
+        said = init_from(model, load_checkpoint(cfg.weights, trust_pickle=cfg.trust_pickle), spec, cfg.weights)
+        if rank == 0 and cfg.log is not None:
+            cfg.log(f"note: {said}")
+    model = model.to(device)
     # NHWC activations: ~20 % faster convolutions with oneDNN on the CPU at 256 px, and the layout
     # tensor cores want under CUDA AMP. Weights stay interchangeable (state_dict is layout-free).
     model = model.to(memory_format=torch.channels_last)
