@@ -212,14 +212,14 @@ def test_fine_tuning_starts_from_a_checkpoint_and_remakes_the_head_for_other_cla
             arch="deeplabv3_mobilenet_v3_large"), "best.pt")
 
 
-def test_train_weights_cli_follows_the_checkpoints_arch(trained_ckpt, synth_data, tmp_path):
+def test_train_model_cli_follows_the_checkpoints_arch(trained_ckpt, synth_data, tmp_path):
     out = tmp_path / "ft"
-    r = cli_runner().invoke(main, ["train", "--data", str(synth_data), "--weights", str(trained_ckpt()), "--epochs", "1",
+    r = cli_runner().invoke(main, ["train", "--data", str(synth_data), "--model", str(trained_ckpt()), "--epochs", "1",
                                    "--imgsz", "64", "--batch", "4", "--workers", "0", "--out", str(out), "-q"])
     assert r.exit_code == 0, r.output
     assert "note: starting from" in r.stdout and "every layer" in r.stdout
     best = load_checkpoint(out / "best.pt")
     assert best.spec.arch == "lraspp_mobilenet_v3_large" and best.train_config["weights"] == str(trained_ckpt())
-    r = cli_runner().invoke(main, ["train", "--data", str(synth_data), "--weights", str(trained_ckpt()), "--resume",
+    r = cli_runner().invoke(main, ["train", "--data", str(synth_data), "-m", str(trained_ckpt()), "--resume",
                                    "--out", str(tmp_path / "x"), "-q"])
-    assert r.exit_code == 1 and "drop --pretrained, --backbone-weights and --resume" in r.stderr
+    assert r.exit_code == 1 and "--model starts from a checkpoint: drop --pretrained" in r.stderr

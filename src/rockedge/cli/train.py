@@ -23,8 +23,8 @@ from rockedge.spec import ARCHITECTURES
 @data_option("Dataset folder (VOC/CVAT or images/+masks/ layout).", required=True)
 @click.option("--arch", type=click.Choice(ARCHITECTURES), default=None,
               help="Model architecture: ResNet-50 is the reference model, MobileNetV3 the edge option, LR-ASPP the "
-                   "real-time head [default: the --weights checkpoint's, else deeplabv3_mobilenet_v3_large].")
-@click.option("--weights", type=click.Path(path_type=Path), default=None, metavar="CKPT",
+                   "real-time head [default: the --model checkpoint's, else deeplabv3_mobilenet_v3_large].")
+@click.option("--model", "-m", "--engine", "model_opt", default=None, metavar="MODEL",
               help="Fine-tune: start from this checkpoint (a rockedge best.pt or the original project's state_dict), "
                    "as `yolo train model=best.pt` does. The spec follows the data; if its classes differ from the "
                    "checkpoint's, the class head is re-made (said in one line).")
@@ -48,7 +48,7 @@ from rockedge.spec import ARCHITECTURES
 @trust_pickle_option
 @click.option("--max-minutes", type=float, help="Wall-clock budget: train the epochs that fit in it (at least one), with the LR schedule fitted to them.")
 @quiet_option
-def train_cmd(data: Path, arch: str | None, weights: Path | None, epochs: int, batch: int, imgsz: tuple[int, int], crop: tuple[int, int] | None,
+def train_cmd(data: Path, arch: str | None, model_opt: str | None, epochs: int, batch: int, imgsz: tuple[int, int], crop: tuple[int, int] | None,
               augment: str, lr: float, out: Path, workers: int,
               seed: int, device: str, amp: bool, pretrained: bool, backbone_weights: Path | None, resume: bool,
               trust_pickle: bool, max_minutes: float | None, quiet: bool) -> None:
@@ -61,6 +61,7 @@ def train_cmd(data: Path, arch: str | None, weights: Path | None, epochs: int, b
     from rockedge.train.loop import TrainConfig, train
     from rockedge.train.transforms import AUGMENT_PRESETS
 
+    weights = Path(model_opt) if model_opt else None
     if arch is None:
         arch = "deeplabv3_mobilenet_v3_large"
         if weights is not None:

@@ -187,7 +187,8 @@ def load_state_dict_strict(model: nn.Module, sd: dict[str, torch.Tensor]) -> Non
 def init_from(model: nn.Module, ckpt: Checkpoint, spec: ModelSpec, where: str) -> str:
     """Start ``model`` (built for ``spec``) from ``ckpt``'s weights, for fine-tuning; returns the one line that says
     what was kept. Every layer is taken from the checkpoint, except the class head when the classes differ (other
-    names or another count): it is re-made, as ``yolo train model=best.pt`` does for a new dataset."""
+    names or another count): it is re-made, as ``yolo train model=best.pt`` does for a new dataset
+    (``rockedge train --model CKPT``)."""
     if ckpt.spec.arch != spec.arch:
         raise RockedgeError(f"{where} is a {ckpt.spec.arch}, not a {spec.arch}: drop --arch, or give a {spec.arch} "
                             "checkpoint")

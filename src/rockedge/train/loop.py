@@ -190,7 +190,7 @@ def _setup(cfg: TrainConfig) -> _Run:
     spec = ModelSpec(arch=cfg.arch, classes=train_ds.classes, palette=train_ds.palette, input_size=tuple(cfg.imgsz))
     torch.manual_seed(cfg.seed)
     if cfg.weights and (cfg.pretrained or cfg.backbone_weights or cfg.resume):
-        raise RockedgeError("--weights starts from a checkpoint: drop --pretrained, --backbone-weights and --resume")
+        raise RockedgeError("--model starts from a checkpoint: drop --pretrained, --backbone-weights and --resume")
     model = build_model(
         arch=cfg.arch, num_classes=spec.num_classes, pretrained=cfg.pretrained, backbone_weights=cfg.backbone_weights
     )
