@@ -43,7 +43,7 @@ from rockedge.runtime.modelfile import file_kind, open_model_file
 from rockedge.runtime.preprocess import prepare
 from rockedge.verify.accuracy import budget_class
 from rockedge.verify.compare import frames_with_source
-from rockedge.verify.evaluation import evaluate
+from rockedge.verify.evaluation import boundary_view, evaluate, report_classes
 
 CEILING_N = {"fp32": 1024, "fp16": 1024, "int8": 1024, "int8-cpu": 1024}
 
@@ -217,8 +217,9 @@ def measure(req: dict[str, Any]) -> dict[str, Any]:
             row.gflops_per_image = flops / 1e9
             row.achieved_gflops = flops * batch / (row.latency_ms["p50"] / 1e3) / 1e9
         if req.get("data"):
-            ds = open_dataset(req["data"], "val")
-            rep = evaluate(be, ds, batch=batch, size_hw=size).report(be.spec.classes)
+            ds = boundary_view(be.spec, open_dataset(req["data"], "val"))
+            cm = evaluate(be, ds, batch=batch, size_hw=size)
+            rep = cm.report(report_classes(be.spec, cm))
             cls = budget_class(be.spec)
             row.miou, row.iou = rep["miou"], rep["iou"].get(cls) if cls != "mIoU" else rep["miou"]
         if t.backend == "torch" and t.device and t.device.startswith("cuda"):

@@ -30,6 +30,9 @@ DEFAULT_CLASSES = ("background", "rock")
 DEFAULT_PALETTE = ((0, 0, 0), (250, 50, 83))
 # Mask value meaning "not labelled": skipped by the loss and by every metric.
 IGNORE_INDEX = 255
+# A class of this name marks rock rims (a model trained with ``train --boundary``): the runtime shows it as rock and
+# splits touching rocks at it (rockedge.data.boundary).
+BOUNDARY = "boundary"
 
 # ResNet-50 is the reference model, MobileNetV3 the edge option, LR-ASPP the real-time head for Jetsons.
 ARCHITECTURES = ("deeplabv3_resnet50", "deeplabv3_mobilenet_v3_large", "lraspp_mobilenet_v3_large")
@@ -139,6 +142,16 @@ class ModelSpec:
     @property
     def num_classes(self) -> int:
         return len(self.classes)
+
+    @property
+    def boundary_index(self) -> int | None:
+        """Index of the rock-boundary class (see :data:`BOUNDARY`), None for a model without one."""
+        return self.classes.index(BOUNDARY) if BOUNDARY in self.classes else None
+
+    @property
+    def rock_classes(self) -> tuple[str, ...]:
+        """The classes a frame's rocks are of: all but the background (index 0) and the boundary."""
+        return tuple(c for i, c in enumerate(self.classes) if i and c != BOUNDARY)
 
     @property
     def input_layout(self) -> str:

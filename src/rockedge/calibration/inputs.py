@@ -17,6 +17,7 @@ from rockedge.errors import RockedgeError
 from rockedge.precision import Precision
 from rockedge.runtime.modelfile import ModelFile, open_model_file
 from rockedge.spec import ModelSpec
+from rockedge.verify.evaluation import boundary_view
 
 
 def precision_path(fp32: Path, precision: Precision, out: Path | None = None) -> Path:
@@ -49,7 +50,7 @@ def labelled_set(data: str | os.PathLike[str] | None, spec: ModelSpec, *, what: 
     if os.fspath(data) == SYNTH:
         with tempfile.TemporaryDirectory(prefix="rockedge-synth-") as tmp:
             root = write_synth_dataset(Path(tmp) / "synth", n=200, size_hw=spec.input_size, seed=1234, progress=False)
-            yield root, open_dataset(root, "val")
+            yield root, boundary_view(spec, open_dataset(root, "val"))
         return
     root = Path(data)
     try:
@@ -57,4 +58,4 @@ def labelled_set(data: str | os.PathLike[str] | None, spec: ModelSpec, *, what: 
     except RockedgeError as e:
         raise RockedgeError(f"--data {root} is not a labelled dataset ({e}); {what} needs images with masks to "
                             "measure accuracy (or --data synth)") from None
-    yield root, ds
+    yield root, boundary_view(spec, ds)

@@ -34,16 +34,22 @@ def data() -> None:
 @seed_option("Scene i depends only on (seed, i).")
 @click.option("--val-frac", "val_frac", type=float, default=0.2, show_default=True, help="Share of scenes in val/.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing non-empty --out folder.")
+@click.option("--scene", type=click.Choice(["scatter", "pile", "mixed"]), default="scatter", show_default=True,
+              help="scatter: rocks on ground; pile: rock fills the frame (a muck pile, a belt), faceted rocks under a "
+                   "low sun, sometimes a scale frame or ball; mixed: half and half.")
 @quiet_option
-def synth(out: Path, n: int, imgsz: tuple[int, int], seed: int, val_frac: float, overwrite: bool,
+def synth(out: Path, n: int, imgsz: tuple[int, int], seed: int, val_frac: float, overwrite: bool, scene: str,
           quiet: bool) -> None:
     """Render N procedural rock scenes with exact masks into OUT.
 
     \b
-    Layout: OUT/{train,val}/{images/*.jpg, masks/*.png} (masks hold class indices:
-    0 background, 1 rock), OUT/labelmap.txt, OUT/synth.json. Scenes: irregular rocks from
-    a few boulders to dense gravel piles on soil, sand, gravel or regolith, lit by one sun with
-    shading and cast shadows, varied colours, exposure and blur. --n 10 is a prefix of --n 20.
+    Layout: OUT/{train,val}/{images/*.jpg, masks/*.png, instances/*.png} (masks hold class
+    indices: 0 background, 1 rock; instances are 16-bit rock ids), OUT/labelmap.txt,
+    OUT/synth.json. Scatter scenes: irregular rocks from a few boulders to dense gravel on
+    soil, sand, gravel or regolith, lit by one sun with shading and cast shadows, varied
+    colours, exposure and blur. Pile scenes: rock from edge to edge, sizes over 1-2 orders
+    of magnitude, granite/sandstone/limestone facets, hard shadows in the gaps, dust.
+    --n 10 is a prefix of --n 20.
 
     \b
     Example:
@@ -55,7 +61,8 @@ def synth(out: Path, n: int, imgsz: tuple[int, int], seed: int, val_frac: float,
     from rockedge.data.synth import write_synth_dataset
 
     t0 = time.perf_counter()
-    write_synth_dataset(out, n=n, size_hw=imgsz, seed=seed, val_fraction=val_frac, progress=not quiet, overwrite=overwrite)
+    write_synth_dataset(out, n=n, size_hw=imgsz, seed=seed, val_fraction=val_frac, progress=not quiet, overwrite=overwrite,
+                        scene=scene)
     meta = json.loads((out / "synth.json").read_text())
     dt = time.perf_counter() - t0
     click.echo(

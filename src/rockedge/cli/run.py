@@ -33,6 +33,9 @@ from rockedge.cli.options import (
               help="Opacity of the class colours in the overlay.")
 @click.option("--contours", is_flag=True,
               help="Outline each region in its class colour (with --measure: outline each rock).")
+@click.option("--boundaries", is_flag=True,
+              help="A model trained with --boundary: paint its rock rims in their own colour (by default rims are shown "
+                   "as rock, and --measure splits rocks at them).")
 @click.option("--measure", is_flag=True,
               help="Split the rock mask into rocks and measure each: count and P20/P50/P80 per frame in the JSON "
                    "lines, one row per rock in <out>.rocks.csv, the run's %-passing curve in <out>.rocks.png.")
@@ -48,7 +51,7 @@ from rockedge.cli.options import (
 @trust_pickle_option
 @quiet_option
 def run_cmd(model: Path, source: str, out: Path | None, save_mask: bool, show: bool, alpha: float, contours: bool,
-            measure: bool, mm_per_px: float | None, imgsz: tuple[int, int] | None, batch: int | None, max_frames: int | None, json_path: Path | None,
+            boundaries: bool, measure: bool, mm_per_px: float | None, imgsz: tuple[int, int] | None, batch: int | None, max_frames: int | None, json_path: Path | None,
             trust_pickle: bool, quiet: bool, **kw: Any) -> None:
     """Segment SOURCE with MODEL and write an overlay, masks, JSON lines and a summary.
 
@@ -70,7 +73,7 @@ def run_cmd(model: Path, source: str, out: Path | None, save_mask: bool, show: b
     flags = spec_flags(kw, imgsz)
     summary = run_model(model, source, out=out, options=backend_opts(kw, trust_pickle=trust_pickle, flags=flags),
                         imgsz=imgsz, batch=batch, alpha=alpha, contours=contours, measure=measure,
-                        mm_per_px=mm_per_px, save_mask=save_mask, show=show,
+                        mm_per_px=mm_per_px, boundaries=boundaries, save_mask=save_mask, show=show,
                         max_frames=max_frames, progress=not quiet)
     emit_report(summary.table(), summary.to_dict(), json_path)
     summary.raise_for_status()

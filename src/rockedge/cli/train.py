@@ -28,6 +28,9 @@ from rockedge.spec import ARCHITECTURES
               help="Fine-tune: start from this checkpoint (a rockedge best.pt or the original project's state_dict), "
                    "as `yolo train model=best.pt` does. The spec follows the data; if its classes differ from the "
                    "checkpoint's, the class head is re-made (said in one line).")
+@click.option("--boundary", is_flag=True,
+              help="Also learn rock rims as a class of their own (derived from the dataset's instance masks): "
+                   "touching rocks are then told apart by `run --measure` and `eval --measure`.")
 @click.option("--epochs", type=int, default=10, show_default=True, help="Epochs (an upper bound with --max-minutes).")
 @batch_option("Batch size per process.", default=8)
 @imgsz_option("The model's input size (its spec): images are fitted to it, as inference does.", default="256")
@@ -48,7 +51,7 @@ from rockedge.spec import ARCHITECTURES
 @trust_pickle_option
 @click.option("--max-minutes", type=float, help="Wall-clock budget: train the epochs that fit in it (at least one), with the LR schedule fitted to them.")
 @quiet_option
-def train_cmd(data: Path, arch: str | None, model_opt: str | None, epochs: int, batch: int, imgsz: tuple[int, int], crop: tuple[int, int] | None,
+def train_cmd(data: Path, arch: str | None, model_opt: str | None, boundary: bool, epochs: int, batch: int, imgsz: tuple[int, int], crop: tuple[int, int] | None,
               augment: str, lr: float, out: Path, workers: int,
               seed: int, device: str, amp: bool, pretrained: bool, backbone_weights: Path | None, resume: bool,
               trust_pickle: bool, max_minutes: float | None, quiet: bool) -> None:
@@ -69,7 +72,7 @@ def train_cmd(data: Path, arch: str | None, model_opt: str | None, epochs: int, 
 
             arch = load_checkpoint(weights, trust_pickle=trust_pickle).spec.arch
     cfg = TrainConfig(
-        data=str(data), out=str(out), arch=arch, weights=str(weights) if weights else None, trust_pickle=trust_pickle, epochs=epochs, batch=batch, imgsz=imgsz, crop=crop, lr=lr,
+        data=str(data), out=str(out), arch=arch, weights=str(weights) if weights else None, trust_pickle=trust_pickle, boundary=boundary, epochs=epochs, batch=batch, imgsz=imgsz, crop=crop, lr=lr,
         augment=AUGMENT_PRESETS[augment], log=click.echo,
         workers=workers, seed=seed, device=device, amp=amp, pretrained=pretrained,
         backbone_weights=str(backbone_weights) if backbone_weights else None, resume=resume, max_minutes=max_minutes,

@@ -19,6 +19,7 @@ from rockedge import atomic
 from rockedge._version import __version__
 from rockedge.console import progress as console_progress
 from rockedge.data.labelmap import LabelMap, write_labelmap
+from rockedge.data.piles import render_pile
 from rockedge.data.procedural import render
 from rockedge.errors import RockedgeError
 from rockedge.media import check_video, cv_path, opencv_errors_only
@@ -30,17 +31,37 @@ JPEG_QUALITY = 95
 PNG_FLAGS = [cv2.IMWRITE_PNG_COMPRESSION, 1]
 
 
-def render_scene(rng: np.random.Generator, size_hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+SCENES = ("scatter", "pile", "mixed")
+
+
+def render_scene(rng: np.random.Generator, size_hw: tuple[int, int], scene: str = "scatter") -> tuple[np.ndarray, np.ndarray]:
     """One procedural rock scene: BGR uint8 ``HxWx3`` image and uint8 ``HxW`` mask (0 ground, 1 rock)."""
-    image, mask, _ = render_scene_instances(rng, size_hw)
+    image, mask, _ = render_scene_instances(rng, size_hw, scene)
     return image, mask
 
 
-def render_scene_instances(rng: np.random.Generator, size_hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`render_scene` plus the scene's instance map (uint16, 0 = no rock, k = rock k; the same scene)."""
+def scene_kind(scene: str, seed: int, i: int) -> str:
+    """What scene ``i`` of a dataset is: ``scene`` itself, or for ``mixed`` pile or scatter half and half, drawn from a
+    generator of its own (so scene ``i`` of ``mixed`` is scene ``i`` of ``scatter`` or of ``pile``, prefix-stable)."""
+    if scene != "mixed":
+        return scene
+    return "pile" if np.random.default_rng([seed, i, 0x5CE]).uniform() < 0.5 else "scatter"
+
+
+def render_scene_instances(rng: np.random.Generator, size_hw: tuple[int, int],
+                           scene: str = "scatter") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`render_scene` plus the scene's instance map (uint16, 0 = no rock, k = rock k; the same scene).
+
+    ``scene``: ``scatter`` (rocks on ground, :mod:`~rockedge.data.procedural`) or ``pile`` (rock fills the frame,
+    :mod:`~rockedge.data.piles`); a dataset's ``mixed`` picks one per scene with :func:`scene_kind`."""
     h, w = _scene_size(size_hw)
+    if scene not in ("scatter", "pile"):
+        raise RockedgeError(f"scene must be scatter or pile, got {scene!r}")
     instances: list[np.ndarray] = []
-    image, mask, _ = render(rng, (h, w), instances=instances)
+    if scene == "pile":
+        image, mask, _ = render_pile(rng, (h, w), instances=instances)
+    else:
+        image, mask, _ = render(rng, (h, w), instances=instances)
     return image, mask, instances[0]
 
 
@@ -61,6 +82,7 @@ def write_synth_dataset(
     val_fraction: float = 0.2,
     progress: bool = True,
     overwrite: bool = False,
+    scene: str = "scatter",
 ) -> Path:
     """Render ``n`` scenes into ``out/{train,val}/{images,masks,instances}/`` plus ``labelmap.txt`` and
     ``synth.json``. ``instances/<name>.png`` is each scene's 16-bit instance mask (0 = no rock, k = rock k, as
@@ -75,6 +97,8 @@ def write_synth_dataset(
         raise RockedgeError(f"--n must be at least 1, got {n}")
     if not 0.0 <= float(val_fraction) < 1.0:
         raise RockedgeError(f"val fraction must be in [0, 1), got {val_fraction}")
+    if scene not in SCENES:
+        raise RockedgeError(f"--scene must be one of {', '.join(SCENES)}, got {scene!r}")
     _check_target(out, overwrite)
     counts = {"train": 0, "val": 0}
     with atomic.staging_dir(out, overwrite=overwrite) as tmp:
@@ -83,8 +107,11 @@ def write_synth_dataset(
                 (tmp / split / sub).mkdir(parents=True)
         rock = 0.0
         rocks = {"train": 0, "val": 0}
+        kinds = {"scatter": 0, "pile": 0}
         for i in console_progress(range(n), desc="synth", unit="scene", enabled=progress):
-            image, mask, inst = render_scene_instances(np.random.default_rng([seed, i]), (h, w))
+            kind = scene_kind(scene, seed, i)
+            kinds[kind] += 1
+            image, mask, inst = render_scene_instances(np.random.default_rng([seed, i]), (h, w), kind)
             split = "val" if is_val(i, val_fraction) else "train"
             counts[split] += 1
             rocks[split] += int(inst.max())
@@ -100,6 +127,8 @@ def write_synth_dataset(
                 "generator": "rockedge.data.synth",
                 "version": __version__,
                 "seed": int(seed),
+                "scene": scene,
+                "scenes": kinds,
                 "n": int(n),
                 "size_hw": [h, w],
                 "val_fraction": float(val_fraction),
@@ -234,5 +263,10 @@ def _check_masks_target(masks: Path) -> None:
 
 
 def _imwrite(path: Path, array: np.ndarray, params: list[int]) -> None:
-    if not cv2.imwrite(cv_path(path), array, params):
-        raise RockedgeError(f"cannot write {path}")
+    """Encode with OpenCV, write with Python: a failed write (a full disk, ulimit -f) is then an OSError with its
+    cause, said in one line naming the file (``cv2.imwrite`` only returns False)."""
+    ok, encoded = cv2.imencode(path.suffix, array, params)
+    if not ok:
+        raise RockedgeError(f"OpenCV cannot encode {path.name}")
+    with atomic.naming(path), open(path, "wb") as f:
+        f.write(encoded.tobytes())

@@ -82,6 +82,15 @@ def to_masks(output: np.ndarray, spec: ModelSpec) -> np.ndarray:
     return output.argmax(axis=1).astype(np.uint8)
 
 
+def fold_boundary(mask: np.ndarray, boundary: int, rock: int = 1) -> np.ndarray:
+    """A boundary model's mask with its rim class shown as rock (class ``rock``): what a frame's rocks look like."""
+    if not (mask == boundary).any():
+        return mask
+    out = mask.copy()
+    out[mask == boundary] = rock
+    return out
+
+
 def content(mask: np.ndarray, geom: Geometry) -> np.ndarray:
     """The part of a model-sized mask (or image) that shows the frame: the letterbox bars cropped off."""
     top, left, h, w = geom.content

@@ -24,6 +24,7 @@ def run_model(
     contours: bool = False,
     measure: bool = False,
     mm_per_px: float | None = None,
+    boundaries: bool = False,
     save_mask: bool = False,
     show: bool = False,
     max_frames: int | None = None,
@@ -39,7 +40,7 @@ def run_model(
     """
     with open_source(source) as src:
         with Segmenter(model, options, imgsz=imgsz, batch=batch, alpha=alpha, contours=contours, measure=measure,
-                       mm_per_px=mm_per_px) as seg:
+                       mm_per_px=mm_per_px, boundaries=boundaries) as seg:
             unit = ("mm" if mm_per_px is not None else "px") if measure else None
             outputs = RunOutputs(src, out, save_mask=save_mask, num_classes=seg.spec.num_classes, rocks_unit=unit)
             return run_pipeline(seg, src, outputs, progress=progress, show=show, max_frames=max_frames)

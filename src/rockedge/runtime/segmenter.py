@@ -32,6 +32,7 @@ from rockedge.runtime.overlay import (
 from rockedge.runtime.preprocess import (
     Geometry,
     content,
+    fold_boundary,
     prepare,
     restore_mask,
     to_masks,
@@ -59,7 +60,8 @@ class Segmenter:
     model is opened (backend, providers, a spec for a model without one) is ``options``; keyword
     arguments are shorthand for :class:`BackendOptions` fields. ``measure``: split each frame's rock mask into
     rocks and measure them (:mod:`rockedge.measure`; sizes in mm with ``mm_per_px``, the frame's scale); with
-    ``contours`` the overlay then outlines each rock instead of each class region.
+    ``contours`` the overlay then outlines each rock instead of each class region. A model with a rock-boundary
+    class (``train --boundary``) shows its rims as rock unless ``boundaries``; ``measure`` splits rocks at them.
     """
 
     def __init__(
@@ -74,6 +76,7 @@ class Segmenter:
         draw: bool = True,
         measure: bool = False,
         mm_per_px: float | None = None,
+        boundaries: bool = False,
         **backend_kw: Any,
     ) -> None:
         self.backend = model if isinstance(model, Backend) else open_backend(model, options, **backend_kw)
@@ -95,6 +98,7 @@ class Segmenter:
         self.draw = draw
         self.measure = measure
         self.mm_per_px = mm_per_px
+        self.boundaries = boundaries
         self.lut = palette_lut(self.spec.palette)
         self._checked_output = False
         self.nonfinite_frames = 0  # frames whose model output held NaN/Inf (the masks are then meaningless)
@@ -181,14 +185,19 @@ class Segmenter:
         if small_mask.shape != tuple(self.input_size):  # a model whose output stride is not 1
             small_mask = cv2.resize(small_mask, (self.input_size[1], self.input_size[0]),
                                     interpolation=cv2.INTER_NEAREST)
+        b = self.spec.boundary_index
+        raw = content(small_mask, geom)
+        if b is not None and not self.boundaries:  # a boundary model's rims are rock: show rocks, not rims
+            small_mask = fold_boundary(small_mask, b)
         mask = restore_mask(small_mask, geom)
         small = content(small_mask, geom)
         stats = mask_stats(small, num_classes=self.spec.num_classes)
         labels = rocks = None
         if self.measure:
             fh, fw = geom.frame_hw
+            interior = None if b is None else ((raw != 0) & (raw != b)).view(np.uint8)
             labels, rocks = measure_mask(small, scale=(fw / small.shape[1], fh / small.shape[0]),
-                                         mm_per_px=self.mm_per_px)
+                                         mm_per_px=self.mm_per_px, interior=interior)
             stats["rocks"] = {k: v for k, v in rocks.distribution().items() if k != "p50_count"}
         overlay = None
         if self.draw:

@@ -30,6 +30,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from rockedge.atomic import atomic_path, ensure_writable_dir, write_json
 from rockedge.console import progress as console_progress
+from rockedge.data.boundary import BoundaryTargets, boundary_classes, pack, unpack, with_boundary
 from rockedge.data.datasets import open_dataset
 from rockedge.errors import NonFiniteOutput, RockedgeError
 from rockedge.models.checkpoint import (
@@ -68,6 +69,7 @@ class TrainConfig:
     pretrained: bool = False
     backbone_weights: str | None = None
     weights: str | None = None  # fine-tune: start from this checkpoint (the class head re-made for other classes)
+    boundary: bool = False  # add the rock-boundary class, derived from the dataset's instance masks
     trust_pickle: bool = False
     resume: bool = False
     max_minutes: float | None = None  # wall-clock budget: the epochs that fit (>= 1), schedule refitted
@@ -98,7 +100,14 @@ class _TrainSet(Dataset):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         rng = np.random.default_rng((self.cfg.seed, self.epoch, i))
         img, mask = self.ds[i]
-        img, mask = train_transform(img, mask, self.cfg.imgsz, self.cfg.augment, rng, self.cfg.crop)
+        b = self.spec.boundary_index
+        if b is None:
+            img, mask = train_transform(img, mask, self.cfg.imgsz, self.cfg.augment, rng, self.cfg.crop)
+        else:  # the rims are drawn after the augmentation scaled the rocks: one pixel wide at the model's size
+            img, packed = train_transform(img, pack(mask, self.ds.instances(i)), self.cfg.imgsz, self.cfg.augment,
+                                          rng, self.cfg.crop)
+            mask, inst = unpack(packed)
+            mask = with_boundary(mask, inst, b)
         x = normalize(img[None], self.spec)[0]
         return torch.from_numpy(x), torch.from_numpy(mask.astype(np.int64))
 
@@ -186,8 +195,18 @@ def _setup(cfg: TrainConfig) -> _Run:
         ensure_writable_dir(out)
 
     train_ds = open_dataset(cfg.data, "train")
-    val_ds = open_dataset(cfg.data, "val")
-    spec = ModelSpec(arch=cfg.arch, classes=train_ds.classes, palette=train_ds.palette, input_size=tuple(cfg.imgsz))
+    val_ds: Any = open_dataset(cfg.data, "val")
+    classes, palette = train_ds.classes, train_ds.palette
+    if cfg.boundary:
+        for ds in (train_ds, val_ds):
+            if not ds.has_instances:
+                raise RockedgeError(f"--boundary derives rock rims from instance masks, and the {ds.split} split of "
+                                    f"{cfg.data} has none (instances/<name>.png beside masks/, or VOC's "
+                                    "SegmentationObject/; rockedge data synth writes them)")
+        classes, palette = boundary_classes(classes, palette)
+    spec = ModelSpec(arch=cfg.arch, classes=classes, palette=palette, input_size=tuple(cfg.imgsz))
+    if spec.boundary_index is not None:
+        val_ds = BoundaryTargets(val_ds, spec.boundary_index)
     torch.manual_seed(cfg.seed)
     if cfg.weights and (cfg.pretrained or cfg.backbone_weights or cfg.resume):
         raise RockedgeError("--model starts from a checkpoint: drop --pretrained, --backbone-weights and --resume")
@@ -202,7 +221,8 @@ def _setup(cfg: TrainConfig) -> _Run:
     # NHWC activations: ~20 % faster convolutions with oneDNN on the CPU at 256 px, and the layout
     # tensor cores want under CUDA AMP. Weights stay interchangeable (state_dict is layout-free).
     model = model.to(memory_format=torch.channels_last)
-    weights = class_weights(_pixel_counts(train_ds, spec.num_classes)).to(device)
+    counted = BoundaryTargets(train_ds, spec.boundary_index) if spec.boundary_index is not None else train_ds
+    weights = class_weights(_pixel_counts(counted, spec.num_classes)).to(device)
     criterion = SegLoss(weights, dice_weight=cfg.dice_weight, ignore_index=spec.ignore_index).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     use_amp = cfg.amp and device.type == "cuda"

@@ -16,12 +16,15 @@ from rockedge.data.datasets import open_dataset
 from rockedge.errors import RockedgeError
 from rockedge.runtime.backends.base import Backend
 from rockedge.spec import ModelSpec
-from rockedge.verify.evaluation import evaluate
+from rockedge.verify.evaluation import boundary_view, evaluate, report_classes
 
 
 def budget_class(spec: ModelSpec) -> str:
-    """The class the budget watches: the rock (second) class of a two-class model, else "mIoU"."""
-    return spec.classes[1] if spec.num_classes == 2 else "mIoU"
+    """The class the budget watches: the rock class of a model with one (besides background and a boundary class),
+    else "mIoU"."""
+    rocks = spec.rock_classes
+    return rocks[0] if len(rocks) == 1 and spec.num_classes - len(rocks) == 1 + (spec.boundary_index is not None) \
+        else "mIoU"
 
 
 # Below these a budget proves little, and the report says so: too few held-out images, too few labelled pixels of
@@ -60,11 +63,11 @@ def score(backend: Backend, dataset: Any, cls: str) -> Scores:
     """Evaluate ``backend`` on ``dataset``; time each image's inference."""
     times: list[float] = []
     cm = evaluate(backend, dataset, batch=1, timings=times)
-    rep = cm.report(backend.spec.classes)
+    rep = cm.report(report_classes(backend.spec, cm))
     iou = rep["miou"] if cls == "mIoU" else rep["iou"].get(cls)
     if iou is None or not np.isfinite(iou):
         raise RockedgeError(f"the held-out set has no {cls!r} pixels to measure the budget on; use a set that has them")
-    k = list(backend.spec.classes).index(cls) if cls in backend.spec.classes else None
+    k = list(report_classes(backend.spec, cm)).index(cls) if cls != "mIoU" else None
     class_pixels = int(cm.mat[k].sum()) if k is not None else int(cm.mat.sum())
     return Scores(float(iou), float(rep["miou"]), 1e3 * float(np.median(times[1:] or times)), images=len(dataset),
                   class_pixels=class_pixels)
@@ -73,7 +76,7 @@ def score(backend: Backend, dataset: Any, cls: str) -> Scores:
 def accuracy_drop(reference: Backend, candidate: Backend, data_dir: Any) -> dict[str, Any]:
     """Budget-class IoU of both models on the val split of ``data_dir`` and the drop in points."""
 
-    ds = open_dataset(data_dir, "val")
+    ds = boundary_view(reference.spec, open_dataset(data_dir, "val"))
     cls = budget_class(reference.spec)
     a, b = score(reference, ds, cls), score(candidate, ds, cls)
     return {"class": cls, "reference": a.to_dict(), "candidate": b.to_dict(), "drop_points": 100 * (a.iou - b.iou),

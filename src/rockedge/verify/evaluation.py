@@ -16,8 +16,12 @@ import numpy as np
 
 from rockedge.console import note
 from rockedge.console import progress as console_progress
+from rockedge.data.boundary import BoundaryTargets
 from rockedge.data.datasets import open_dataset
 from rockedge.errors import NonFiniteOutput, RockedgeError
+from rockedge.measure import measure_mask
+from rockedge.measure.match import InstanceScore, drop_small
+from rockedge.measure.split import MIN_AREA_PX
 from rockedge.runtime.backends.base import Backend
 from rockedge.runtime.backends.loader import BackendOptions, open_backend
 from rockedge.runtime.batching import (
@@ -26,11 +30,9 @@ from rockedge.runtime.batching import (
     count_nonfinite,
     infer_frames,
 )
-from rockedge.measure import measure_mask
-from rockedge.measure.match import InstanceScore, drop_small
-from rockedge.measure.split import MIN_AREA_PX
-from rockedge.runtime.preprocess import Geometry, content, restore_mask, to_masks
+from rockedge.runtime.preprocess import Geometry, content, fold_boundary, restore_mask, to_masks
 from rockedge.sizes import format_hw
+from rockedge.spec import BOUNDARY, ModelSpec
 from rockedge.verify.metrics import ConfusionMatrix
 
 
@@ -52,7 +54,11 @@ def evaluate(
     mask is split and measured at model resolution as ``rockedge run --measure`` does (:func:`score_rocks`)."""
     spec = backend.spec
     size = size_hw or backend.fixed_size or spec.input_size
-    cm = ConfusionMatrix(spec.num_classes, spec.ignore_index)
+    b = spec.boundary_index
+    # a boundary model scored on masks without the boundary class (no instance masks to draw it from): its rims are
+    # rock, and the scores are over the dataset's classes
+    fold = b is not None and getattr(dataset, "boundary", None) != b
+    cm = ConfusionMatrix(spec.num_classes - 1 if fold else spec.num_classes, spec.ignore_index)
     indices = list(range(len(dataset)))
     with console_progress(total=len(dataset), desc=desc, unit="img", enabled=progress) as bar:
         for idx in chunks(indices, batch_size_for(backend, batch)):
@@ -67,15 +73,15 @@ def evaluate(
                     "would be meaningless: the weights diverged or the file is damaged (check it with rockedge verify)"
                 )
             for i, (_, target), m, g in zip(idx, items, to_masks(out, spec), geoms):
-                cm.update(target, restore_mask(m, g))
+                cm.update(target, restore_mask(fold_boundary(m, b) if fold and b is not None else m, g))
                 if rocks is not None:
-                    score_rocks(rocks, dataset, i, target, m, g)
+                    score_rocks(rocks, dataset, i, target, m, g, boundary=b)
             bar.update(len(items))
     return cm
 
 
 def score_rocks(rocks: InstanceScore, dataset: Any, i: int, target: np.ndarray, small_mask: np.ndarray,
-                geom: Geometry) -> None:
+                geom: Geometry, boundary: int | None = None) -> None:
     """One image's rocks: the model-resolution mask split and measured (sizes in frame pixels), its instances
     restored to the frame with nearest-neighbour and matched against the dataset's true rocks there. True rocks
     smaller than the smallest rock the split keeps (``MIN_AREA_PX`` at model resolution, scaled to the frame) are
@@ -87,7 +93,8 @@ def score_rocks(rocks: InstanceScore, dataset: Any, i: int, target: np.ndarray, 
     small = content(small_mask, geom)
     fh, fw = geom.frame_hw
     scale = (fw / small.shape[1], fh / small.shape[0])
-    labels, measured = measure_mask(small, scale=scale)
+    interior = None if boundary is None else ((small != 0) & (small != boundary)).view(np.uint8)
+    labels, measured = measure_mask(small, scale=scale, interior=interior)
     pred = cv2.resize(labels, (fw, fh), interpolation=cv2.INTER_NEAREST) if labels.shape != (fh, fw) else labels
     truth, dropped = drop_small(truth, MIN_AREA_PX * scale[0] * scale[1])
     rocks.too_small += dropped
@@ -103,7 +110,8 @@ def evaluate_model(model: str | os.PathLike[str], data: str | os.PathLike[str], 
     ``sparse``: the instance masks label only some rocks (recall only, unlabelled pixels ignored)."""
 
     with open_backend(model, options) as be:
-        ds = open_dataset(data, split)
+        ds: Any = open_dataset(data, split)
+        ds = boundary_view(be.spec, ds)
         adopt_dataset_classes(be, ds.classes, ds.palette, str(model), assumed=getattr(be, "spec_assumed", False))
         if imgsz and be.fixed_size and tuple(imgsz) != be.fixed_size:
             raise RockedgeError(f"--imgsz {format_hw(imgsz)}: {Path(model).name} was built for {format_hw(be.fixed_size)}")
@@ -117,13 +125,36 @@ def evaluate_model(model: str | os.PathLike[str], data: str | os.PathLike[str], 
             rocks = InstanceScore(sparse=sparse)
         cm = evaluate(be, ds, batch=batch, size_hw=imgsz, progress=progress, rocks=rocks)
         report = {"model": str(model), "data": str(data), "split": split, "images": len(ds), **be.describe(),
-                  "input_size": list(imgsz or be.fixed_size or be.spec.input_size), **cm.report(be.spec.classes)}
+                  "input_size": list(imgsz or be.fixed_size or be.spec.input_size),
+                  **cm.report(report_classes(be.spec, cm))}
         if rocks is not None:
             report["measure"] = rocks.to_dict()
     table = format_report(report, f"{Path(model).name} on {data} [{split}, {len(ds)} images]")
     if rocks is not None:
         table += "\n" + rocks.table()
     return report, table
+
+
+def report_classes(spec: ModelSpec, cm: ConfusionMatrix) -> tuple[str, ...]:
+    """The class names a confusion matrix from :func:`evaluate` is over: the model's, or the model's without its
+    boundary class when the rims were scored as rock."""
+    if cm.mat.shape[0] == spec.num_classes:
+        return tuple(spec.classes)
+    return tuple(c for c in spec.classes if c != BOUNDARY)
+
+
+def boundary_view(spec: ModelSpec, ds: Any) -> Any:
+    """What a model with a rock-boundary class is scored against: the dataset with the boundary class drawn from its
+    instance masks (:class:`~rockedge.data.boundary.BoundaryTargets`); a dataset without instance masks as it is
+    (:func:`evaluate` then shows the rims as rock, and scores over the dataset's classes)."""
+    b = spec.boundary_index
+    if b is None or tuple(ds.classes) != tuple(c for c in spec.classes if c != BOUNDARY):
+        return ds
+    if not ds.has_instances:
+        return ds
+    view = BoundaryTargets(ds, b)
+    view.classes, view.palette = spec.classes, spec.palette  # type: ignore[attr-defined]
+    return view
 
 
 def adopt_dataset_classes(backend: Backend, classes: Sequence[str], palette: Sequence[tuple[int, int, int]],
@@ -135,7 +166,7 @@ def adopt_dataset_classes(backend: Backend, classes: Sequence[str], palette: Seq
     """
     mine = tuple(backend.spec.classes)
     theirs = tuple(classes)
-    if mine == theirs:
+    if mine == theirs or tuple(c for c in mine if c != BOUNDARY) == theirs:  # a boundary model on rock masks
         return
     if assumed and len(mine) == len(theirs):
         backend.spec = backend.spec.replace(classes=theirs, palette=tuple(palette))
