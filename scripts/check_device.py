@@ -5,7 +5,8 @@
     python scripts/check_device.py FILE...    # just these files
 
 Three checks over the device-side modules (every module the entry points in :mod:`rockedge.layers` import
-with torch and onnx blocked, found by importing them in a child process):
+with torch and onnx blocked, found by importing them in a child process; importing them must not load any of
+``rockedge.layers.WORKSTATION_MODULES``, which is an error of its own):
 
 1. vermin ``-t=3.8-``: no syntax, module or member newer than Python 3.8 (JetPack 5).
 2. pyright with ``--pythonversion 3.8`` and the TensorRT 10 stubs (``tensorrt-stubs``, installed with
@@ -50,17 +51,28 @@ for name in names:
     importlib.import_module(name)
 files = sorted({m.__file__ for n, m in list(sys.modules.items())
                 if n.split(".")[0] == "rockedge" and getattr(m, "__file__", None)})
-print(json.dumps(files))
+workstation = sorted(n for n in sys.modules if any(n == w or n.startswith(w + ".") for w in layers.WORKSTATION_MODULES))
+print(json.dumps({"files": files, "workstation": workstation}))
 """
 
 
-def device_files() -> list[Path]:
-    """The source files of every device-side module (see the module docstring)."""
+def device_modules() -> tuple[list[Path], list[str]]:
+    """The source files of every device-side module (see the module docstring), and the workstation modules
+    (``rockedge.layers.WORKSTATION_MODULES``) that importing them loaded: none, on a correct tree."""
     proc = subprocess.run([sys.executable, "-c", LIST_DEVICE_MODULES], capture_output=True, text=True, timeout=300,
                           cwd=ROOT)
     if proc.returncode != 0:
         raise SystemExit(f"error: the device modules do not import with torch/onnx blocked:\n{proc.stderr[-2000:]}")
-    return [Path(f) for f in json.loads(proc.stdout)]
+    found = json.loads(proc.stdout)
+    return [Path(f) for f in found["files"]], list(found["workstation"])
+
+
+def device_files() -> list[Path]:
+    files, workstation = device_modules()
+    if workstation:
+        raise SystemExit(f"error: the device side imports workstation modules: {', '.join(workstation)} (import them "
+                         "in the function that runs the workstation step; see rockedge.layers)")
+    return files
 
 
 def _tool(name: str) -> list[str] | None:

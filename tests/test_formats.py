@@ -18,6 +18,32 @@ def test_the_table_is_the_one_place_for_formats_and_suffixes():
     assert engine.suffixes == ENGINE_SUFFIXES == (".plan", ".engine", ".trt")
 
 
+def test_the_cli_takes_its_format_names_from_the_table(monkeypatch):
+    """`rockedge export --format` offers what the table lists: a format added there is a choice, with no second list
+    in cli/export.py to forget."""
+    import importlib
+
+    import click
+
+    from rockedge.cli import export as cli_export
+    from rockedge.jobs import formats
+
+    def choices() -> list[str]:
+        opt = next(p for p in cli_export.export_cmd.params if p.name == "fmt")
+        assert isinstance(opt.type, click.Choice)
+        return list(opt.type.choices)
+
+    assert choices() == list(FORMAT_NAMES)
+    monkeypatch.setattr(formats, "FORMAT_NAMES", (*FORMAT_NAMES, "newformat"))
+    try:
+        importlib.reload(cli_export)
+        assert choices() == [*FORMAT_NAMES, "newformat"]
+    finally:
+        monkeypatch.undo()
+        importlib.reload(cli_export)
+    assert choices() == list(FORMAT_NAMES)
+
+
 @pytest.mark.parametrize("fmt, option, where", [
     ("onnx", "workspace", "engine"), ("onnx", "dla_core", "engine"), ("onnx", "timing_cache", "engine"),
     ("onnx", "max_batch", "deepstream / triton"), ("engine", "instances", "triton"), ("triton", "workspace", "engine"),

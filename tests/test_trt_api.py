@@ -188,6 +188,151 @@ def test_the_fake_refuses_what_a_version_lacks(fake_trt):
     assert getattr(trt11, "IInt8EntropyCalibrator2", None) is None
 
 
+# -- TensorRT's own strings: the inspector's formats, calibration-cache headers -------------------------------------
+
+INSPECTOR = json.loads((DATA / "inspector_formats.json").read_text())
+# trex (trt-engine-explorer, activations.py) maps each format sentence to a short name whose first word is the
+# precision; that mapping, not rockedge's regexes, is the oracle here.
+TREX_WORD = {"FP16": "fp16", "Half": "fp16", "FP32": "fp32", "Float": "fp32", "Int8": "int8", "INT8": "int8",
+             "BF16": "bf16", "BFloat16": "bf16", "FP8": "fp8", "Int32": "int32", "INT32": "int32", "Int64": "int64",
+             "Bool": "bool", "UInt8": "uint8"}
+TREX = {fmt: TREX_WORD.get(short.split(" ", 1)[0], "other")
+        for fmt, short in INSPECTOR["trex_region_format_dict"]["entries"].items()}
+# The other spellings TensorRT uses (docstrings, NvInferRuntime.h, Polygraphy's example output), as written there.
+VARIANTS = {"Row major linear FP32 format": "fp32", "Two wide channel vectorized row major FP16 format": "fp16",
+            "Channel major FP16 format where C % 8 == 0 and H Stride % 32 == 0": "fp16",
+            "Two-wide channel vectorized row-major FP16 format": "fp16", "Format: Float": "fp32"}
+
+
+@pytest.mark.parametrize("fmt", sorted({f["format"] for f in INSPECTOR["formats"]} | set(TREX) | set(VARIANTS)))
+def test_every_real_inspector_format_is_read_as_its_precision(fmt):
+    from rockedge.engine.builder import format_precision
+
+    real = {f["format"] for f in INSPECTOR["formats"]}
+    assert real <= set(TREX)  # every format of the example engines has trex's reading
+    assert set(VARIANTS) <= {v["string"] for v in INSPECTOR["format_string_variants_elsewhere_in_tensorrt"]}
+    want = TREX.get(fmt) or VARIANTS[fmt]
+    assert format_precision(fmt) == want, (fmt, want)
+
+
+def test_the_fixture_layers_count_as_their_precision():
+    from rockedge.engine.builder import count_layer_precisions
+
+    layers = [f["layer"] for f in INSPECTOR["fixture_layers"]]
+    assert count_layer_precisions(layers) == {"fp16": 2, "int8": 1}  # FP16 conv, Int8 conv, FP32->FP16 reformat
+
+
+CACHES = json.loads((DATA / "calibration_caches.json").read_text())
+
+
+@pytest.mark.parametrize("entry", CACHES["caches"], ids=lambda c: f"{c['header']}@{c['repo'].split('/')[0]}")
+def test_real_calibration_caches_parse(entry, tmp_path):
+    """Headers and lines of caches TensorRT 7.2-10.13 wrote (and one a converter wrote): rockedge reads them, and its
+    own version code for the version a header encodes is that header's number."""
+    from rockedge.calibration.cache import CacheFile, parse_table, version_code
+
+    data = ("\n".join([entry["header"], *entry["sample_lines"]]) + "\n").encode()
+    table = parse_table(data)
+    assert f"TRT-{table.version_code}-{table.algorithm}" == entry["header"]
+    assert table.algorithm in CACHES["algorithm_suffixes_seen"]
+    assert len(table.scales) == len(entry["sample_lines"])  # names with spaces, brackets and colons included
+    version = entry["tensorrt"].split(" ", 1)[0]
+    if entry["written_by"].startswith("TensorRT"):
+        assert version_code(version) == table.version_code, entry["tensorrt"]
+    for line in entry["sample_lines"]:
+        name, _, hexval = line.rpartition(": ")
+        assert name in table.scales
+        if hexval == "0":
+            assert table.scales[name] == 0.0
+    if entry["written_by"].startswith("TensorRT") and version.startswith(("8.5", "8.6", "10.")):
+        # What TensorRT hands write_calibration_cache on the versions rockedge builds with is stored, not refused.
+        cache = CacheFile(tmp_path / "c.cache")
+        cache.save(data, {"algorithm": table.algorithm})
+        assert cache.load({"algorithm": table.algorithm}) == data
+
+
+# -- cuda-python's names -----------------------------------------------------------------------------------------
+
+CUDA_PYTHON = json.loads((DATA / "cuda_python_api.json").read_text())["versions"]
+SRC = Path(__file__).resolve().parents[1] / "src" / "rockedge"
+
+
+def cuda_names_used() -> tuple[dict[str, set[str]], list[str]]:
+    """What rockedge touches of cuda-python's runtime module, read from the code: {"": module names, enum or class
+    name: members} from every ``<x>.cudaName`` / ``<x>.cudaEnum.member`` attribute (CUDA's names are camelCase after
+    ``cuda``, rockedge's own ``cuda_gpu``/``cuda_rt`` are not), and the files that hold them."""
+    import ast
+    import re
+
+    camel = re.compile(r"^cuda[A-Z]")
+    used: dict[str, set[str]] = {"": set()}
+    files = []
+    for path in sorted(SRC.rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        found = False
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and camel.match(node.attr):
+                found = True
+                inner = node.value
+                if isinstance(inner, ast.Attribute) and camel.match(inner.attr):
+                    used.setdefault(inner.attr, set()).add(node.attr)  # rt.cudaError_t.cudaSuccess
+                else:
+                    used[""].add(node.attr)
+        if found:
+            files.append(str(path.relative_to(SRC)))
+    return used, files
+
+
+def cuda_runtime_declared() -> dict[str, set[str]]:
+    """The names :class:`rockedge.cuda_rt.CudaRuntime` (the type gate's view of cuda-python) declares."""
+    from rockedge import cuda_rt
+
+    ann = lambda cls: set(cls.__dict__.get("__annotations__", {}))  # noqa: E731
+    return {"": ann(cuda_rt.CudaRuntime), "cudaError_t": ann(cuda_rt._ErrorCodes),
+            "cudaMemcpyKind": ann(cuda_rt._CopyKinds), "cudaDeviceProp": ann(cuda_rt.DeviceProp)}
+
+
+def test_the_code_touches_cuda_python_only_through_the_declared_names():
+    used, files = cuda_names_used()
+    assert "cuda_rt.py" in files, files  # doctor, probes, the backend and the calibrator go through it
+    declared = cuda_runtime_declared()
+    assert len(used[""]) >= 15 and used["cudaError_t"] >= {"cudaSuccess", "cudaErrorInsufficientDriver"}
+    for owner, members in used.items():
+        assert members <= declared[owner], (owner or "module", sorted(members - declared[owner]))
+
+
+@pytest.mark.parametrize("version", list(CUDA_PYTHON))
+def test_every_cuda_python_name_rockedge_uses_exists_in_that_release(version):
+    """11.8.2 (JetPack 5's pin), 12.x (JetPack 6), 13.x (JetPack 7): every name cuda_rt.CudaRuntime declares and every
+    one the code touches is defined by that release's runtime module, which rockedge finds by its path."""
+    from rockedge.cuda_rt import CUDART_MODULES
+
+    rec = CUDA_PYTHON[version]
+    assert rec["module"] in CUDART_MODULES
+    used, _ = cuda_names_used()
+    for owner, members in [*cuda_runtime_declared().items(), *used.items()]:
+        if owner == "":
+            have = set(rec["names"])
+        elif owner in rec["enums"]:
+            have = set(rec["enums"][owner])
+        else:
+            have = set(rec["attributes"][owner])
+        assert members <= have, (version, owner or rec["module"], sorted(members - have))
+
+
+def test_the_cuda_python_lists_cover_each_jetpack_and_see_real_removals():
+    majors = {v.split(".")[0] for v in CUDA_PYTHON}
+    assert majors == {"11", "12", "13"} and "11.8.2" in CUDA_PYTHON
+    for v, rec in CUDA_PYTHON.items():
+        assert rec["distributions"] and rec["method"] and len(rec["names"]) > 400, v
+    # What a list is for: names that exist in one release and not in another.
+    assert "cudaThreadSynchronize" in CUDA_PYTHON["11.8.2"]["names"]
+    assert "cudaThreadSynchronize" not in CUDA_PYTHON["13.0.0"]["names"]
+    assert "clockRate" in CUDA_PYTHON["12.9.10"]["attributes"]["cudaDeviceProp"]
+    assert "clockRate" not in CUDA_PYTHON["13.0.0"]["attributes"]["cudaDeviceProp"]
+    assert "cudaErrorInsufficientDriver" in CUDA_PYTHON["11.8.2"]["enums"]["cudaError_t"]
+
+
 # -- builds per version -------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("version", VERSIONS)
@@ -204,6 +349,64 @@ def test_an_fp16_engine_builds_and_passes_its_own_verification(fake_trt, onnx_mo
     assert m["build"]["layer_precisions"] == {"fp16": 2, "fp32": 1}
     assert m["verification"]["passed"] is True and m["cpu_arch"]
     assert not list(tmp_path.glob("*.failed.*"))
+
+
+# Each build option on each version: the option's TensorRT names (config.hardware_compatibility_level,
+# HardwareCompatibilityLevel.AMPERE_PLUS, builder_optimization_level, NetworkDefinitionCreationFlag.STRONGLY_TYPED,
+# DeviceType.DLA, config.DLA_core, runtime.DLA_core, BuilderFlag.GPU_FALLBACK) run against that version's list, or
+# the version's refusal comes first. case -> (ONNX on 8.5-10, ONNX on 11, CLI options, fake scenario).
+BUILD_OPTION_CASES = {
+    "hardware_compatible": ("fp32", "fp32", ["--hardware-compatible"],
+                            {"gpus": [{"name": "RTX A4000", "major": 8, "minor": 6}]}),
+    "optimization_level": ("fp32", "fp32", ["--optimization-level", "2"], {}),
+    "strongly_typed_fp16": ("fp16", "fp16", ["--strongly-typed"], {}),
+    "strongly_typed_qdq": ("int8", "int8", ["--strongly-typed"], {}),
+    "dla": ("fp32", "fp16", ["--dla-core", "1"], {"dla_cores": 2}),
+}
+
+
+def _refusal(version: str, case: str) -> str | None:
+    if version == "8.5.2" and case == "hardware_compatible":
+        return "need TensorRT 8.6 or newer (this is 8.5.2)"
+    if version == "8.5.2" and case == "optimization_level":
+        return "--optimization-level needs TensorRT 8.6 or newer (this is 8.5.2)"
+    if version in ("8.5.2", "8.6.1") and case.startswith("strongly_typed"):
+        return f"--strongly-typed needs TensorRT 10 or newer (this is {version})"
+    return None
+
+
+@pytest.mark.parametrize("case", list(BUILD_OPTION_CASES))
+@pytest.mark.parametrize("version", VERSIONS)
+def test_every_build_option_on_every_version(fake_trt, onnx_models, tmp_path, version, case):
+    weak_onnx, onnx_11, options, scenario = BUILD_OPTION_CASES[case]
+    log = fake_trt(version, **scenario)
+    onnx = onnx_models[weak_onnx if version in WEAKLY_TYPED else onnx_11]
+    half = ["--half"] if case == "dla" and version in WEAKLY_TYPED else []
+    out = tmp_path / "m.plan"
+    code, _, err = export(onnx, "--format", "engine", *options, *half, "--out", out)
+    refusal = _refusal(version, case)
+    if refusal is not None:
+        assert code == 1 and refusal in err and not out.exists(), err
+        return
+    assert code == 0, err
+    m = manifest(out)
+    build = [e for e in _trt_api.read_log(log) if e["event"] == "build"][-1]
+    assert m["verification"]["passed"] is True
+    if case == "hardware_compatible":
+        assert m["hardware_compatibility"] == "ampere_plus"
+        assert build["hardware_compatibility_level"].endswith("AMPERE_PLUS")
+    elif case == "optimization_level":
+        assert build["optimization_level"] == 2 and m["build"]["optimization_level"] == 2
+    elif case.startswith("strongly_typed"):
+        want = "fp16" if case.endswith("fp16") else "int8"
+        assert m["precision"] == want and m["build"]["layer_precisions"].get(want)
+        assert ("STRONGLY_TYPED" in m["build"]["network_flags"]) == (version == "10.3.0")
+        assert not {"FP16", "INT8"} & set(m["build"]["builder_flags"])  # the ONNX's types, no precision flags
+    else:
+        assert m["build"]["dla_core"] == 1 and "GPU_FALLBACK" in m["build"]["builder_flags"]
+        assert build["dla_core"] == 1 and m["precision"] == "fp16"
+        verified = [e for e in _trt_api.read_log(log) if e["event"] == "deserialize" and e["pid"] == os.getpid()]
+        assert verified and all(e["dla_core"] == 1 for e in verified)
 
 
 def test_a_build_that_swallows_the_precision_is_kept_as_failed(fake_trt, onnx_models, tmp_path):
@@ -275,7 +478,7 @@ def test_tensorrt_11_builds_a_qdq_onnx_and_refuses_calibration(fake_trt, onnx_mo
     assert manifest(out)["precision"] == "int8" and manifest(out)["build"]["builder_flags"] == []
 
 
-@pytest.mark.parametrize("problem", ["create_none", "set_false", "get_none"])
+@pytest.mark.parametrize("problem", ["create_none", "set_false", "get_none", "serialize_not_buffer"])
 def test_a_timing_cache_problem_never_costs_the_plan(fake_trt, onnx_models, tmp_path, problem):
     fake_trt("10.3.0", timing_cache=problem)
     out = tmp_path / "m.plan"
@@ -351,6 +554,34 @@ def test_the_backend_runs_on_the_device_it_was_asked_for(fake_trt, onnx_models, 
     assert [e["device"] for e in _trt_api.read_log(log) if e["event"] == "cudaSetDevice"][-1] == 1
 
 
+def test_a_load_that_fails_half_way_releases_what_it_took(fake_trt, onnx_models, tmp_path, monkeypatch):
+    """TrtBackend.activate: a failure after the engine, context and stream exist (here, resolving the I/O) destroys
+    the stream and drops the engine; the backend can be activated again afterwards."""
+    log = fake_trt("10.3.0")
+    out = tmp_path / "m.plan"
+    assert export(onnx_models["fp32"], "--format", "engine", "--out", out)[0] == 0
+    from rockedge.runtime.backends import trt as trt_backend
+
+    def refuse(*args, **kwargs):
+        raise RockedgeError("fake: the I/O does not match")
+
+    real = trt_backend.resolve_io
+    monkeypatch.setattr(trt_backend, "resolve_io", refuse)
+    be = trt_backend.TrtBackend(out)
+    before = len(_trt_api.read_log(log))
+    with pytest.raises(RockedgeError, match="fake: the I/O does not match"):
+        be.infer(np.zeros((1, 3, 64, 64), np.float32))
+    events = _trt_api.read_log(log)[before:]
+    created = [e["stream"] for e in events if e["event"] == "cudaStreamCreate"]
+    assert created and [e["stream"] for e in events if e["event"] == "cudaStreamDestroy"] == created
+    assert be.stream is None and be.buffers is None and not be._active
+    assert not any(hasattr(be, a) for a in ("context", "engine", "_runtime"))
+    monkeypatch.setattr(trt_backend, "resolve_io", real)
+    with be:
+        assert be.infer(np.zeros((1, 3, 64, 64), np.float32)).shape == (1, 2, 64, 64)
+    assert be.stream is None
+
+
 def test_spec_write_reads_a_foreign_plans_profile_from_the_engine(fake_trt, trained_ckpt, tmp_path):
     """A plan built elsewhere (trtexec) from a dynamic ONNX: its manifest records the profile TensorRT reports,
     which the ONNX alone cannot say."""
@@ -399,6 +630,65 @@ def test_a_machine_without_a_driver_is_one_line(fake_trt, onnx_models, tmp_path,
 
     with pytest.raises(BackendUnavailable, match=fragment):
         require_gpu()
+
+
+def test_an_old_driver_error_names_the_cuda_python_pin(fake_trt, onnx_models, tmp_path):
+    """JetPack 6's driver is CUDA 12.6 and `pip install cuda-python` brings 13: the one line says what to install."""
+    fake_trt("10.3.0", driver="insufficient", driver_cuda=12060, runtime_cuda=13000)
+    code, _, err = export(onnx_models["fp32"], "--format", "engine", "--out", tmp_path / "m.plan")
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert code == 1 and len(lines) == 1, err
+    assert ("no usable CUDA GPU: cudaErrorInsufficientDriver (this cuda-python is built for CUDA 13.0 but the driver "
+            "supports 12.6: pip install 'cuda-python>=12,<13')") in lines[0]
+    fake_trt("8.5.2", driver="insufficient", driver_cuda=11040, runtime_cuda=12060)  # JetPack 5
+    from rockedge.cuda_rt import require_gpu
+
+    with pytest.raises(BackendUnavailable, match=r"pip install 'cuda-python>=11.8,<11.8.3'"):
+        require_gpu()
+    from rockedge.cuda_rt import pin_advice
+
+    assert pin_advice(12020, 12090).endswith("supports 12.2: pip install 'cuda-python>=12,<12.3'")  # one major
+
+
+def test_the_installed_cuda_python_without_a_driver_says_so_and_names_the_pin(monkeypatch):
+    """cuda-python as installed here, on a machine with no NVIDIA driver: cudaGetDeviceCount really returns
+    cudaErrorInsufficientDriver and cudaDriverGetVersion 0. Only the driver's version is then made JetPack 6's."""
+    from rockedge import cuda_rt
+
+    monkeypatch.setattr(cuda_rt, "_CUDART", None)
+    try:
+        rt = cuda_rt.cudart()
+    except BackendUnavailable:
+        pytest.skip("cuda-python is not installed here")
+    err, count = rt.cudaGetDeviceCount()
+    if err != rt.cudaError_t.cudaErrorInsufficientDriver:
+        pytest.skip(f"this machine has a working CUDA driver ({err})")
+    with pytest.raises(BackendUnavailable) as e:
+        cuda_rt.require_gpu()
+    assert str(e.value) == ("no usable CUDA GPU: cudaErrorInsufficientDriver (no NVIDIA driver on this machine; the "
+                            "TensorRT backend needs an NVIDIA GPU and its driver)")
+    _, runtime = rt.cudaRuntimeGetVersion()
+    monkeypatch.setattr(rt, "cudaDriverGetVersion", lambda: (rt.cudaError_t.cudaSuccess, 12060))
+    with pytest.raises(BackendUnavailable) as e:
+        cuda_rt.require_gpu()
+    assert "\n" not in str(e.value)
+    assert str(e.value).endswith(f"(this cuda-python is built for CUDA {cuda_rt.cuda_version(runtime)} but the driver "
+                                 f"supports 12.6: pip install '{cuda_rt.cuda_python_pin(12060)}')")
+
+
+@pytest.mark.parametrize("switch, call", [("properties_error", "cudaGetDeviceProperties"),
+                                          ("mem_info_error", "cudaMemGetInfo")])
+def test_a_failing_device_query_is_one_line(fake_trt, onnx_models, tmp_path, switch, call):
+    """cudaGetDeviceProperties / cudaMemGetInfo return an error code instead of raising: checked, and one line."""
+    fake_trt("10.3.0", **{switch: "cudaErrorInitializationError"})
+    from rockedge.cuda_rt import memory_info, require_gpu
+
+    with pytest.raises(RockedgeError, match=f"^CUDA {call} failed: cudaErrorInitializationError$"):
+        require_gpu() if call == "cudaGetDeviceProperties" else memory_info()
+    code, _, err = export(onnx_models["fp32"], "--format", "engine", "--out", tmp_path / "m.plan")
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert code == 1 and len(lines) == 1 and f"CUDA {call} failed: cudaErrorInitializationError" in lines[0], err
+    assert "Traceback" not in err and not list(tmp_path.glob("*.plan*"))
 
 
 # -- plans that carry code (issue: trust boundaries) ----------------------------------------------------------------

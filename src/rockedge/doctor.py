@@ -35,7 +35,8 @@ from pathlib import Path
 from typing import Any
 
 from rockedge import probes
-from rockedge.cuda_rt import cuda_python_pin, cudart
+from rockedge.cuda_rt import cuda_version, cuda_versions, pin_advice
+from rockedge.layers import OLDEST_PYTHON
 from rockedge.probes import FAIL, OK, WARN, Check
 
 MIN_BUILD_MEMORY = 2 * 2**30  # available memory + free swap below this: an engine build may be OOM-killed
@@ -45,8 +46,8 @@ def python_check() -> Check:
     venv = sys.prefix != sys.base_prefix
     where = f"venv {sys.prefix}" if venv else "system interpreter"
     detail = f"{platform.python_version()} ({where}, {platform.machine()})"
-    if sys.version_info < (3, 10):  # noqa: UP036 - a wrong interpreter is what doctor is for
-        return Check("Python", FAIL, detail, "rockedge needs Python >= 3.10")
+    if sys.version_info[:2] < OLDEST_PYTHON:
+        return Check("Python", FAIL, detail, f"rockedge needs Python >= {'.'.join(map(str, OLDEST_PYTHON))}")
     return Check("Python", OK, detail, value={"version": platform.python_version(), "venv": venv})
 
 
@@ -113,28 +114,6 @@ def tensorrt_check(on_jetson: bool, root: Path = Path("/")) -> Check:
                  "on a Jetson TensorRT comes with JetPack; on an x86 GPU machine, NVIDIA's tensorrt wheels")
 
 
-def cuda_version(v: int) -> str:
-    """CUDA's integer version (12060) as "12.6"."""
-    return f"{v // 1000}.{v % 1000 // 10}"
-
-
-def cuda_versions() -> tuple[int | None, int | None]:
-    """(the driver's CUDA version, cuda-python's runtime version) as CUDA integers; 0 driver = no NVIDIA driver;
-    None where cuda-python is missing or the call fails."""
-    try:
-        rt = cudart()
-    except Exception:  # noqa: BLE001 - no cuda-python: cuda_gpu() reports it
-        return None, None
-    out: list[int | None] = []
-    for call in (rt.cudaDriverGetVersion, rt.cudaRuntimeGetVersion):
-        try:
-            err, v = call()
-            out.append(int(v) if err == rt.cudaError_t.cudaSuccess else None)
-        except Exception:  # noqa: BLE001 - a version is extra detail, never a failure
-            out.append(None)
-    return out[0], out[1]
-
-
 def cuda_check(on_jetson: bool) -> Check:
     c = probes.cuda_gpu()
     driver, runtime = cuda_versions()
@@ -150,8 +129,7 @@ def cuda_check(on_jetson: bool) -> Check:
              "runtime": cuda_version(runtime) if runtime else None}
     hint = c.hint
     if not c.ok and driver and runtime and runtime // 1000 > driver // 1000:
-        hint = (f"this cuda-python is built for CUDA {cuda_version(runtime)} but the driver supports "
-                f"{cuda_version(driver)}: pip install '{cuda_python_pin(driver)}'")
+        hint = pin_advice(driver, runtime)
     detail = c.detail
     if versions:  # inside the error's parentheses when there are some: "no usable GPU (cudaError..., no driver)"
         detail = f"{detail[:-1]}, {versions})" if not c.ok and detail.endswith(")") else f"{detail}; {versions}"

@@ -7,7 +7,10 @@ handling). :func:`stage` gives the producer a hidden staging path beside the tar
 checked file to the target when it passed, or to ``<stem>.failed<suffix>`` when it did not, so a failure never
 overwrites a good model; :func:`report_path` puts the report beside whichever it became (``m.parity.json`` for
 ``m.onnx``, ``m.failed.parity.json`` for ``m.failed.onnx``), so a failure never overwrites a good report either.
-The producer then returns a :class:`Step`.
+
+:func:`run_step` is that sequence, once: every producer (the ONNX export, FP16, INT8, the TensorRT engine) hands
+it a ``make`` that writes and checks the artifact at the staging path, and a ``report`` that records where it
+landed; the producer then returns a :class:`Step`.
 """
 
 from __future__ import annotations
@@ -17,9 +20,11 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Generic, Tuple, TypeVar
 
-from rockedge.atomic import temp_beside
+from rockedge.atomic import naming, temp_beside, write_json
+
+T = TypeVar("T")
 
 REPORT_SUFFIX = ".parity.json"
 
@@ -71,7 +76,33 @@ def stage(target: str | os.PathLike[str]) -> Iterator[Stage]:
     """A :class:`Stage` for ``target``; whatever happens in the block, no staging file is left behind."""
     st = Stage(Path(target))
     try:
-        yield st
+        with naming(st.target):  # an OSError about the staging file names the output the user asked for
+            yield st
     finally:
         with contextlib.suppress(OSError):
             st.path.unlink()
+
+
+@dataclass
+class Landed(Generic[T]):
+    """What :func:`run_step` did: where the artifact landed, whether it passed, what ``make`` found, the report."""
+
+    path: Path
+    passed: bool
+    outcome: T
+    report_path: Path
+    report: dict[str, Any]
+
+
+def run_step(target: str | os.PathLike[str], make: Callable[[Path], Tuple[bool, T]],
+             report: Callable[[Path, T], dict[str, Any]], *,
+             report_to: Callable[[Path], Path] = report_path) -> Landed[T]:
+    """Stage ``target``; ``make(staged)`` writes the artifact there, checks it and returns ``(passed, outcome)``; keep
+    it at ``target`` or as ``.failed``; then ``report(final, outcome)`` records where it landed and returns the report,
+    written to ``report_to(final)`` (:func:`report_path`, or the engine's ``<plan>.parity.json``). If ``make`` raises,
+    nothing is kept and no staging file is left."""
+    with stage(target) as st:
+        passed, outcome = make(st.path)
+        final = st.keep(passed)
+    body = report(final, outcome)
+    return Landed(final, passed, outcome, write_json(report_to(final), body), body)

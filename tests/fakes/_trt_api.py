@@ -24,8 +24,12 @@ DEFAULTS: dict[str, Any] = {
     "free_memory": 6 << 30,
     "dla_cores": 0,
     "driver": "ok",  # ok | insufficient (cudaErrorInsufficientDriver) | dlopen (cuda-python <= 12.6 without a driver)
+    "driver_cuda": 12060,  # cudaDriverGetVersion (0: no NVIDIA driver)
+    "runtime_cuda": 12060,  # cudaRuntimeGetVersion (cuda-python's own CUDA runtime)
+    "mem_info_error": None,  # a cudaError_t name cudaMemGetInfo returns instead of success
+    "properties_error": None,  # a cudaError_t name cudaGetDeviceProperties returns instead of success
     "build_returns_none": False,
-    "timing_cache": "ok",  # ok | create_none | set_false | get_none
+    "timing_cache": "ok",  # ok | create_none | set_false | get_none | serialize_not_buffer
     "ignore_precision_flags": False,  # a build that silently runs FP32 whatever was asked
     "oom_warning": False,  # TensorRT logs that tactics were skipped for lack of memory
     "get_batch_raises_at": None,  # batch index whose get_batch raises (TensorRT catches it and stops)

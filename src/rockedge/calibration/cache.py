@@ -2,7 +2,8 @@
 
 TensorRT writes the cache as text: a header line ``TRT-<version>-<algorithm>`` (for example
 ``TRT-8601-EntropyCalibration2``) and one ``<tensor>: <hex>`` line per tensor, the hex being the
-big-endian bits of the float32 scale (amax / 127). TensorRT reads it back through the calibrator's
+big-endian bits of the float32 scale (amax / 127), without leading zeros, ``7f800000`` (+inf) where TensorRT
+found no bounded range. TensorRT reads it back through the calibrator's
 ``read_calibration_cache`` and skips calibration when it accepts it.
 
 TensorRT only checks the header; it cannot tell whether the cache came from the same images, the
@@ -51,12 +52,14 @@ def scale_to_hex(scale: float) -> str:
 
 
 def hex_to_scale(text: str) -> float:
-    """TensorRT's 8-hex-digit big-endian float32; ValueError for anything else (longer, not hex, not finite)."""
+    """TensorRT's big-endian float32 in up to 8 hex digits (no leading zeros: a zero scale is ``0``); ValueError for
+    anything else (longer, not hex, NaN). ``7f800000`` (+inf) is accepted: TensorRT itself writes it for a tensor
+    whose range it could not bound (real 8.6.1, 10.10 and 10.13 caches, tests/data/tensorrt_api/calibration_caches)."""
     text = text.strip()
     if not 1 <= len(text) <= 8:
         raise ValueError(text)
     value = float(struct.unpack(">f", bytes.fromhex(text.rjust(8, "0")))[0])
-    if not math.isfinite(value):
+    if math.isnan(value):
         raise ValueError(text)
     return value
 
@@ -79,7 +82,7 @@ def parse_table(data: bytes, where: str = "calibration cache") -> CalibrationTab
         try:
             table.scales[name.strip()] = hex_to_scale(value)
         except ValueError:
-            raise RockedgeError(f"{where}: {value.strip()!r} is not a finite float32 scale in 8 hex digits") from None
+            raise RockedgeError(f"{where}: {value.strip()!r} is not a float32 scale in 8 hex digits") from None
     return table
 
 

@@ -15,16 +15,16 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from rockedge.atomic import ensure_writable_dir, write_json
+from rockedge.atomic import ensure_writable_dir
 from rockedge.calibration.inputs import precision_path, read_fp32
 from rockedge.deps import require
 from rockedge.digest import sha256_file
 from rockedge.export.onnx import stamp
 from rockedge.precision import Precision
 from rockedge.runtime.backends.ort import OrtBackend
-from rockedge.steps import Step, report_path, stage
+from rockedge.steps import Step, run_step
 from rockedge.verify.compare import verify_backends
-from rockedge.verify.parity import ParityBudget
+from rockedge.verify.parity import ParityBudget, ParityReport
 
 
 def to_fp16(model: Any) -> Any:
@@ -77,19 +77,24 @@ def export_fp16(fp32: str | os.PathLike[str], out: str | os.PathLike[str] | None
                 "keep_io_types": True, "fp32_ops": "onnxconverter-common's default block list (Resize, ...)"}
     stamp(half, spec, settings, source_sha256=sha256_file(fp32), precision=Precision.FP16)
     data_dir = None if data is None or os.fspath(data) == "synth" else data
-    with stage(target) as st:  # a unique hidden name: two exports at once never touch each other's file
-        onnx.save(half, str(st.path))
-        with OrtBackend(fp32, providers=["cpu"]) as ref, OrtBackend(st.path, providers=["cpu"]) as cand:
+
+    def make(staged: Path) -> tuple[bool, ParityReport]:  # a unique hidden name: two exports never collide
+        onnx.save(half, str(staged))
+        with OrtBackend(fp32, providers=["cpu"]) as ref, OrtBackend(staged, providers=["cpu"]) as cand:
             parity = verify_backends(ref, cand, data_dir=data_dir, n=n, seed=seed,
                                      budget=ParityBudget.for_precision(Precision.FP16))
-        final = st.keep(parity.passed)
-    parity.candidate["model"] = str(final)
-    report = {"model": str(final), "precision": "fp16", "parity": parity.to_dict(), "settings": settings,
-              "size_bytes": final.stat().st_size, "fp32_size_bytes": fp32.stat().st_size, "note": CPU_NOTE}
-    rpath = write_json(report_path(final), report)
+        return parity.passed, parity
+
+    def report(final: Path, parity: ParityReport) -> dict[str, Any]:
+        parity.candidate["model"] = str(final)
+        return {"model": str(final), "precision": "fp16", "parity": parity.to_dict(), "settings": settings,
+                "size_bytes": final.stat().st_size, "fp32_size_bytes": fp32.stat().st_size, "note": CPU_NOTE}
+
+    landed = run_step(target, make, report)
+    final, parity = landed.path, landed.outcome
     size = f"size {fp32.stat().st_size / 1e6:.1f} MB -> {final.stat().st_size / 1e6:.1f} MB\n"
-    return Step("fp16", final, parity.passed, rpath, f"fp16 -> {final}\n  {size}  note: {CPU_NOTE}\n" + parity.table(),
-                report)
+    return Step("fp16", final, parity.passed, landed.report_path,
+                f"fp16 -> {final}\n  {size}  note: {CPU_NOTE}\n" + parity.table(), landed.report)
 
 
 # What an FP16 parity run on ONNX Runtime's CPU provider does and does not show (measured with onnxruntime 1.32).

@@ -25,12 +25,13 @@ from rockedge.cli.options import (
 )
 from rockedge.console import warn
 from rockedge.errors import RockedgeError
+from rockedge.jobs.formats import FORMAT_NAMES
 from rockedge.spec import INPUT_FORMATS, INT8_TARGETS, OUTPUT_FORMATS
 
 
 @click.command("export")
 @model_argument(help="A checkpoint (.pt: rockedge's or the original project's state_dict) or a rockedge .onnx.")
-@click.option("--format", "fmt", type=click.Choice(["onnx", "engine", "triton", "deepstream"]), default="onnx",
+@click.option("--format", "fmt", type=click.Choice(list(FORMAT_NAMES)), default="onnx",
               show_default=True, help="onnx; engine: a TensorRT plan built on this device; triton: a model repository; "
                                       "deepstream: an nvinfer config.")
 @out_option("Output path: the .onnx, .plan, or the serving folder [default: beside MODEL, precision in the name].")

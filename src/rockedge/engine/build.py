@@ -15,7 +15,7 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from rockedge.atomic import ensure_writable_dir, write_json
+from rockedge.atomic import ensure_writable_dir
 from rockedge.child import run_child
 from rockedge.console import note, warn
 from rockedge.digest import sha256_file
@@ -34,14 +34,14 @@ from rockedge.precision import Precision
 from rockedge.probes import jetson, meminfo, module_version
 from rockedge.runtime.backends.ort import OrtBackend
 from rockedge.runtime.backends.trt import TrtBackend
-from rockedge.runtime.manifest import EngineManifest, write_manifest
+from rockedge.runtime.manifest import EngineManifest, manifest_path, write_manifest
 from rockedge.runtime.modelfile import (
     ENGINE_SUFFIXES,
     cpu_layout_refusal,
     open_model_file,
 )
 from rockedge.spec import ModelSpec
-from rockedge.steps import Step, stage
+from rockedge.steps import Step, run_step
 from rockedge.verify.accuracy import accuracy_drop
 from rockedge.verify.compare import verify_backends
 from rockedge.verify.parity import ParityBudget
@@ -86,8 +86,24 @@ def device_facts(*, command: list[str] | None = None) -> tuple[str, DeviceFacts,
 
 
 # A build child that runs longer than this is stopped (seconds; ROCKEDGE_BUILD_TIMEOUT overrides). A large INT8
-# build on an Orin Nano takes tens of minutes; hours mean it hangs.
-BUILD_TIMEOUT_S = float(os.environ.get("ROCKEDGE_BUILD_TIMEOUT", str(3 * 3600)))
+# build on an Orin Nano takes tens of minutes; hours mean it hangs. The probe child (import TensorRT, create a CUDA
+# context, ask for the GPU and its DLA cores) takes seconds: minutes mean a hung driver.
+BUILD_TIMEOUT_S = 3 * 3600.0
+PROBE_TIMEOUT_S = 600.0
+
+
+def build_timeout() -> float:
+    """The build child's time limit: ROCKEDGE_BUILD_TIMEOUT (seconds) when set, else :data:`BUILD_TIMEOUT_S`."""
+    text = os.environ.get("ROCKEDGE_BUILD_TIMEOUT", "").strip()
+    if not text:
+        return BUILD_TIMEOUT_S
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise RockedgeError(f"ROCKEDGE_BUILD_TIMEOUT must be a number of seconds > 0, got {text!r}")
+    return value
 
 
 def run_worker(request: dict[str, Any], *, command: list[str] | None = None,
@@ -96,12 +112,16 @@ def run_worker(request: dict[str, Any], *, command: list[str] | None = None,
 
     ``command`` replaces ``python -m rockedge.engine.worker`` (the tests use children that kill themselves or run
     against a fake TensorRT)."""
-    limit = BUILD_TIMEOUT_S if timeout is None else timeout
+    probe = bool(request.get("probe"))
+    limit = timeout if timeout is not None else PROBE_TIMEOUT_S if probe else build_timeout()
+    what = "the TensorRT probe (import TensorRT, open the GPU)" if probe else "the engine build"
     try:
-        child = run_child("rockedge.engine.worker", request, what="the engine build", command=command, timeout=limit)
+        child = run_child("rockedge.engine.worker", request, what=what, command=command, timeout=limit)
     except RockedgeError as e:
+        if probe:
+            raise RockedgeError(f"{e}: is the GPU driver hung? (nvidia-smi / tegrastats); nothing was written") from None
         raise RockedgeError(f"{e} (set ROCKEDGE_BUILD_TIMEOUT to allow longer); nothing was written") from None
-    if request.get("probe"):
+    if probe:
         if child.ok:
             return child.result
         error = child.error("the TensorRT probe")
@@ -164,9 +184,10 @@ def build_engine(
     for text in plan.notes:
         note(text)
     onnx_sha = sha256_file(onnx)
-    with stage(target) as st:
+
+    def make(staged: Path) -> tuple[bool, tuple[dict[str, Any], EngineManifest, dict[str, Any], str]]:
         result = run_worker({
-            "onnx": str(onnx), "staging": str(st.path), "plan": plan.to_dict(), "input_name": facts.input_name,
+            "onnx": str(onnx), "staging": str(staged), "plan": plan.to_dict(), "input_name": facts.input_name,
             "spec": spec.to_dict(), "timing_cache": str(timing_cache) if timing_cache else None,
             "calib_source": calib_source, "calib_n": calib_n, "seed": seed, "onnx_sha256": onnx_sha,
             "calib_cache": str(calib_cache) if calib_cache else str(onnx.with_name(onnx.stem + ".calib.cache")),
@@ -179,25 +200,32 @@ def build_engine(
             compute_capability=f"{device.compute_capability[0]}.{device.compute_capability[1]}",
             precision=plan.precision, input_shapes={facts.input_name: plan.shapes.to_dict()},
             onnx_sha256=onnx_sha, onnx_path=str(onnx), version_compatible=plan.version_compatible,
-            hardware_compatibility=plan.hardware_compatibility, plan_sha256=sha256_file(st.path),
+            hardware_compatibility=plan.hardware_compatibility, plan_sha256=sha256_file(staged),
             build={**plan.to_dict(), "seconds": result.get("seconds"), "layer_precisions": result.get("layer_precisions"),
                    "timing_cache": str(timing_cache) if timing_cache else None, "flops": facts.flops},
             calibration_sha256=(result.get("calibration") or {}).get("sha256"), platform=platform,
         )
         if plan.version_compatible:
-            record_built(manifest.plan_sha256 or sha256_file(st.path))  # see rockedge.plan_trust
-        verification, table = verify_engine(st.path, manifest, onnx, data_dir=data_dir, n=n, seed=seed,
+            record_built(manifest.plan_sha256 or sha256_file(staged))  # see rockedge.plan_trust
+        verification, table = verify_engine(staged, manifest, onnx, data_dir=data_dir, n=n, seed=seed,
                                             max_drop=max_drop, shown_as=target.name)
         _check_precision(plan.precision, result.get("layer_precisions") or {}, verification)
         manifest.verification = verification
-        passed = verification.get("passed", True) is not False
-        final = st.keep(passed)
-    manifest_file = write_manifest(final, manifest)
-    report = write_json(engine_report_path(final),
-                        {"engine": str(final), "build": manifest.build, "verification": verification})
+        return verification.get("passed", True) is not False, (result, manifest, verification, table)
+
+    def report(final: Path, outcome: tuple[dict[str, Any], EngineManifest, dict[str, Any], str]) -> dict[str, Any]:
+        _, manifest, verification, _ = outcome
+        write_manifest(final, manifest)  # the plan's manifest lands beside it, passed or .failed
+        return {"engine": str(final), "build": manifest.build, "verification": verification}
+
+    landed = run_step(target, make, report, report_to=engine_report_path)
+    final, report_file = landed.path, landed.report_path
+    result, manifest, verification, table = landed.outcome
+    passed = landed.passed
+    manifest_file = manifest_path(final)
     text = (f"engine -> {final} (manifest {manifest_file.name})\n  build: {manifest.build.get('seconds')} s, layers by "
             f"precision {manifest.build.get('layer_precisions')}" + (f"\n{table}" if table else ""))
-    return Step("engine", final, passed, report, text,
+    return Step("engine", final, passed, report_file, text,
                 {"build": manifest.build, "verification": verification, "manifest": str(manifest_file)},
                 warnings=list(result.get("warnings") or []))
 

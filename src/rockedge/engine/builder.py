@@ -18,12 +18,15 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rockedge.atomic import write_bytes
 from rockedge.engine.plan import BuildPlan
 from rockedge.errors import RockedgeError
 from rockedge.runtime.backends.trt import dims, import_tensorrt
+
+if TYPE_CHECKING:  # the TensorRT 10 stubs (scripts/check_device.py); TensorRT itself is imported when a build runs
+    import tensorrt
 
 
 @dataclass
@@ -81,7 +84,7 @@ def count_layer_precisions(layers: Any) -> dict[str, int]:
     return counts
 
 
-def _logger(sink: list[str]) -> Any:
+def _logger(sink: list[str]) -> tensorrt.ILogger:
     """A TensorRT logger that keeps warnings and errors (for the report and for failure messages)."""
     trt = import_tensorrt()
 
@@ -89,7 +92,7 @@ def _logger(sink: list[str]) -> Any:
         def __init__(self) -> None:
             trt.ILogger.__init__(self)
 
-        def log(self, severity: Any, msg: str) -> None:
+        def log(self, severity: tensorrt.ILogger.Severity, msg: str) -> None:
             if severity <= trt.ILogger.Severity.WARNING:
                 sink.append(f"{str(severity).rsplit('.', 1)[-1]}: {msg}")
 
@@ -97,7 +100,7 @@ def _logger(sink: list[str]) -> Any:
 
 
 def build_serialized(onnx_path: Path, plan: BuildPlan, input_name: str, *, timing_cache: Path | None = None,
-                     calibrator: Any = None) -> tuple[bytes, BuildResult]:
+                     calibrator: tensorrt.IInt8Calibrator | None = None) -> tuple[bytes, BuildResult]:
     """Parse ``onnx_path`` and build it as ``plan`` says; returns the plan bytes and what TensorRT reported."""
     trt = import_tensorrt()
     messages: list[str] = []
@@ -149,7 +152,7 @@ def build_serialized(onnx_path: Path, plan: BuildPlan, input_name: str, *, timin
     return data, result
 
 
-def _use_timing_cache(config: Any, path: Path, result: BuildResult) -> bool:
+def _use_timing_cache(config: tensorrt.IBuilderConfig, path: Path, result: BuildResult) -> bool:
     """Load ``path`` (or start an empty cache) into ``config``; a problem is a warning and the build goes on."""
     try:
         old = path.read_bytes() if path.is_file() else b""
@@ -166,7 +169,7 @@ def _use_timing_cache(config: Any, path: Path, result: BuildResult) -> bool:
     return True
 
 
-def _save_timing_cache(config: Any, path: Path, result: BuildResult) -> None:
+def _save_timing_cache(config: tensorrt.IBuilderConfig, path: Path, result: BuildResult) -> None:
     """Write the updated timing cache; a problem never costs the plan that was just built."""
 
     try:
@@ -176,11 +179,12 @@ def _save_timing_cache(config: Any, path: Path, result: BuildResult) -> None:
             return
         write_bytes(path, bytes(memoryview(cache.serialize())))
         result.timing_cache_saved = True
-    except (OSError, RuntimeError, RockedgeError) as e:
-        result.warnings.append(f"the engine was built, but the timing cache {path} could not be written: {e}")
+    except Exception as e:  # noqa: BLE001 - whatever the cache does (a TypeError from serialize()...), keep the plan
+        result.warnings.append(f"the engine was built, but the timing cache {path} could not be written: "
+                               f"{type(e).__name__}: {e}")
 
 
-def _inspect(logger: Any, data: bytes, result: BuildResult, *, host_code_allowed: bool = False) -> None:
+def _inspect(logger: tensorrt.ILogger, data: bytes, result: BuildResult, *, host_code_allowed: bool = False) -> None:
     """Fill in the engine's I/O tensors and how many layers run in each precision.
 
     A version-compatible plan embeds TensorRT's lean runtime (host code); TensorRT deserializes it only with

@@ -14,14 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rockedge.atomic import ensure_writable_dir, write_json
+from rockedge.atomic import ensure_writable_dir
 from rockedge.console import note
 from rockedge.data.datasets import open_dataset
 from rockedge.errors import RockedgeError
 from rockedge.export.onnx import ExportResult, export_onnx
 from rockedge.runtime.backends.loader import open_backend
 from rockedge.runtime.backends.pytorch import TorchBackend
-from rockedge.steps import report_path, stage
+from rockedge.steps import run_step
 from rockedge.verify.compare import compare, frames_with_source
 from rockedge.verify.parity import ParityBudget, ParityReport
 
@@ -93,22 +93,28 @@ def export_and_verify(
         raise RockedgeError(f"--n must be >= 1, got {n}")
     ensure_writable_dir(out.parent if str(out.parent) else Path("."))
     ckpt = load_named_checkpoint(checkpoint, trust_pickle=trust_pickle, classes=classes, data_dir=data_dir)
-    with stage(out) as st:
-        result = export_onnx(ckpt, st.path, trust_pickle=trust_pickle, progress=progress, **export_kwargs)
+
+    def make(staged: Path) -> tuple[bool, tuple[ExportResult, ParityReport]]:
+        result = export_onnx(ckpt, staged, trust_pickle=trust_pickle, progress=progress, **export_kwargs)
         result.report["settings"]["source"] = str(checkpoint)
         frames, source = frames_with_source(n, result.spec.input_size, data_dir, seed)
-        with TorchBackend(ckpt) as ref, open_backend(st.path) as cand:
+        with TorchBackend(ckpt) as ref, open_backend(staged) as cand:
             # A dynamic model is checked at the export size and at the batch the user asked for.
             parity = compare(ref, cand, frames, budget=budget, batch=int(export_kwargs.get("batch", 1)),
                              size_hw=result.spec.input_size, frame_source=source)
-        final = st.keep(parity.passed)
-    result.path = final
-    parity.reference["model"] = str(checkpoint)
-    parity.candidate["model"] = str(final)
-    result.report["model"] = str(final)
-    result.report["size_bytes"] = final.stat().st_size
-    result.report["parity"] = {
-        k: parity.to_dict()[k] for k in ("max_abs_diff", "mean_abs_diff", "agreement", "boundary_agreement", "iou", "passed")
-    }
-    written = write_json(report_path(final), {"export": result.report, "parity": parity.to_dict()})
-    return ExportOutcome(export=result, parity=parity, report_path=written)
+        return parity.passed, (result, parity)
+
+    def report(final: Path, outcome: tuple[ExportResult, ParityReport]) -> dict[str, Any]:
+        result, parity = outcome
+        result.path = final
+        parity.reference["model"] = str(checkpoint)
+        parity.candidate["model"] = str(final)
+        result.report["model"] = str(final)
+        result.report["size_bytes"] = final.stat().st_size
+        result.report["parity"] = {k: parity.to_dict()[k] for k in ("max_abs_diff", "mean_abs_diff", "agreement",
+                                                                    "boundary_agreement", "iou", "passed")}
+        return {"export": result.report, "parity": parity.to_dict()}
+
+    landed = run_step(out, make, report)
+    result, parity = landed.outcome
+    return ExportOutcome(export=result, parity=parity, report_path=landed.report_path)

@@ -22,6 +22,8 @@ _current = {"device": 0}
 class cudaError_t(enum.IntEnum):
     cudaSuccess = 0
     cudaErrorInvalidValue = 1
+    cudaErrorMemoryAllocation = 2
+    cudaErrorInitializationError = 3
     cudaErrorInsufficientDriver = 35
     cudaErrorNoDevice = 100
     cudaErrorInvalidDevice = 101
@@ -70,6 +72,8 @@ def cudaGetDeviceProperties(device: int) -> tuple[Any, Any]:
     _driver()
     if not 0 <= device < len(_S["gpus"]):
         return cudaError_t.cudaErrorInvalidDevice, None
+    if _S["properties_error"]:
+        return cudaError_t[_S["properties_error"]], None
     g = _S["gpus"][device]
     return OK, cudaDeviceProp(g["name"], g["major"], g["minor"])
 
@@ -85,20 +89,26 @@ def cudaSetDevice(device: int) -> tuple[Any]:
 
 def cudaMemGetInfo() -> tuple[Any, int, int]:
     _driver()
+    if _S["mem_info_error"]:
+        return cudaError_t[_S["mem_info_error"]], None, None  # type: ignore[return-value]
     return OK, int(_S["free_memory"]), int(_S["total_memory"])
 
 
 def cudaDriverGetVersion() -> tuple[Any, int]:
-    return OK, 12060
+    if _S["driver"] == "dlopen":  # 12.6 after a failed dlopen, measured (cuda_python.md)
+        raise RuntimeError('Function "cuDriverGetVersion" not found')
+    return OK, int(_S["driver_cuda"])
 
 
 def cudaRuntimeGetVersion() -> tuple[Any, int]:
-    return OK, 12060
+    return OK, int(_S["runtime_cuda"])
 
 
 def cudaStreamCreate() -> tuple[Any, cudaStream_t]:
     _driver()
-    return OK, cudaStream_t()
+    stream = cudaStream_t()
+    _trt_api.log("cudaStreamCreate", stream=int(stream))
+    return OK, stream
 
 
 def cudaStreamSynchronize(stream: Any) -> tuple[Any]:
@@ -106,6 +116,7 @@ def cudaStreamSynchronize(stream: Any) -> tuple[Any]:
 
 
 def cudaStreamDestroy(stream: Any) -> tuple[Any]:
+    _trt_api.log("cudaStreamDestroy", stream=int(stream))
     return (OK,)
 
 
