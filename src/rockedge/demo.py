@@ -43,6 +43,10 @@ class DemoConfig:
     video_frames: int = 90
     seed: int = 0
     quiet: bool = False
+    # The pile recipe (docs/measure.md): pile scenes among the scatter ones and the rock-boundary class, for a model
+    # that tells touching rocks apart.
+    scene: str = "scatter"
+    boundary: bool = False
 
 
 def video_model_size(imgsz: tuple[int, int]) -> tuple[int, int]:
@@ -76,22 +80,26 @@ def run_demo(cfg: DemoConfig, say: Say) -> None:
     crop = (min(cfg.crop[0], cfg.imgsz[0]), min(cfg.crop[1], cfg.imgsz[1]))
     progress = not cfg.quiet
 
+    scene = f" --scene {cfg.scene}" if cfg.scene != "scatter" else ""
     step(f"generating {cfg.n_scenes} synthetic rock scenes at {sz}",
-         f"data synth --out {data} --n {cfg.n_scenes} --imgsz {sz} --seed {cfg.seed} --overwrite")
-    write_synth_dataset(data, n=cfg.n_scenes, size_hw=cfg.imgsz, seed=cfg.seed, overwrite=True, progress=progress)
+         f"data synth --out {data} --n {cfg.n_scenes} --imgsz {sz} --seed {cfg.seed}{scene} --overwrite")
+    write_synth_dataset(data, n=cfg.n_scenes, size_hw=cfg.imgsz, seed=cfg.seed, overwrite=True, progress=progress,
+                        scene=cfg.scene)
 
     step(f"training {cfg.arch} on the CPU (<= {cfg.epochs} epochs, <= {cfg.max_minutes:g} min)",
          f"train --data {data} --arch {cfg.arch} --imgsz {sz} --crop {format_hw(crop)} --augment {cfg.augment} "
          f"--batch {cfg.batch} --lr {cfg.lr:g} "
-         f"--epochs {cfg.epochs} --max-minutes {cfg.max_minutes:g} --out {run_dir}")
+         f"--epochs {cfg.epochs} --max-minutes {cfg.max_minutes:g}{' --boundary' if cfg.boundary else ''} "
+         f"--out {run_dir}")
     best = train(TrainConfig(data=str(data), out=str(run_dir), arch=cfg.arch, epochs=cfg.epochs, batch=cfg.batch,
-                             imgsz=cfg.imgsz, crop=crop, lr=cfg.lr, seed=cfg.seed,
+                             imgsz=cfg.imgsz, crop=crop, lr=cfg.lr, seed=cfg.seed, boundary=cfg.boundary,
                              augment=AUGMENT_PRESETS[cfg.augment], max_minutes=cfg.max_minutes, progress=progress,
                              log=echo))
 
     eval_json = run_dir / "best.eval.json"
-    step("evaluating the best checkpoint on the held-out split", f"eval {best} --data {data} --json {eval_json}")
-    evaluation, table = evaluate_model(best, data, progress=progress)
+    step("evaluating the best checkpoint on the held-out split, pixel by pixel and rock by rock",
+         f"eval {best} --data {data} --measure --json {eval_json}")
+    evaluation, table = evaluate_model(best, data, progress=progress, measure=True)
     write_json(eval_json, evaluation)
     echo(table)
 
@@ -121,9 +129,9 @@ def run_demo(cfg: DemoConfig, say: Say) -> None:
     video, overlay = out / "rocks.mp4", out / "overlay.mp4"
     step("segmenting a generated rock video with the exported model (ONNX Runtime, no torch)",
          f"data synth-video --out {video} --frames {cfg.video_frames} --resolution 960x540 --fps 29.97 && "
-         f"rockedge run --engine {onnx} {video} --out {overlay} --save-mask")
+         f"rockedge run --engine {onnx} {video} --out {overlay} --save-mask --measure")
     write_synth_video(video, frames=cfg.video_frames, size_hw=(540, 960), fps=29.97, seed=cfg.seed, progress=progress)
-    summary = run_model(onnx, video, out=overlay, save_mask=True, progress=progress)
+    summary = run_model(onnx, video, out=overlay, save_mask=True, measure=True, progress=progress)
     echo(summary.table())
     summary.raise_for_status()
 
@@ -142,7 +150,8 @@ def run_demo(cfg: DemoConfig, say: Say) -> None:
                f"curves {run_dir / 'results.png'})")
     echo(f"  onnx model : {onnx}  (parity report {outcome.report_path})")
     echo(f"  int8 model : {int8}  (budget and parity report {q.report_path})")
-    echo(f"  overlay    : {overlay}  ({summary.fps:.1f} frames/s; per-frame stats and summary beside it)")
+    echo(f"  overlay    : {overlay}  ({summary.fps:.1f} frames/s; per-frame stats, rocks.csv, the size curve and "
+         "summary beside it)")
     echo(f"  benchmark  : {bench / 'benchmark.json'} and {bench / 'benchmark.png'}")
 
 

@@ -31,10 +31,13 @@ from rockedge.spec import ARCHITECTURES
               help="Upper bound; --max-minutes usually ends training first.")
 @click.option("--max-minutes", type=float, default=5.0, show_default=True, help="Training time budget.")
 @click.option("--video-frames", type=click.IntRange(min=1), default=90, show_default=True, help="Frames of the demo video.")
+@click.option("--scene", type=click.Choice(["scatter", "pile", "mixed"]), default="scatter", show_default=True,
+              help="The generated scenes (see data synth --scene); the pile recipe is --scene mixed --boundary.")
+@click.option("--boundary", is_flag=True, help="Train with the rock-boundary class (see train --boundary).")
 @seed_option()
 @quiet_option
 def demo_cmd(out: Path, arch: str, n_scenes: int, imgsz: tuple[int, int], crop: tuple[int, int], batch: int, epochs: int, max_minutes: float,
-             video_frames: int, seed: int, quiet: bool) -> None:
+             video_frames: int, scene: str, boundary: bool, seed: int, quiet: bool) -> None:
     """Generate rock scenes, train a small model on the CPU, evaluate it, export it to ONNX with a
     parity check, and segment a generated rock video with the exported model.
 
@@ -54,7 +57,8 @@ def demo_cmd(out: Path, arch: str, n_scenes: int, imgsz: tuple[int, int], crop: 
             click.echo(text)
 
     run_demo(DemoConfig(out=out, arch=arch, n_scenes=n_scenes, imgsz=imgsz, crop=crop, epochs=epochs, max_minutes=max_minutes,
-                        batch=batch, video_frames=video_frames, seed=seed, quiet=quiet), say)
+                        batch=batch, video_frames=video_frames, seed=seed, quiet=quiet, scene=scene, boundary=boundary),
+             say)
 
 
 COMMANDS = [demo_cmd]
