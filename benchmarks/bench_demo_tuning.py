@@ -8,7 +8,8 @@ the 200-scene set (seed 0; the split is prefix-stable, so those 40 scenes are he
 
 Appends one row per variant to benchmarks/results/<date>-<machine>-demo-tuning.json and prints it. Time-budgeted
 variants are sensitive to other load on the machine (fewer epochs fit); the row records the epochs that ran
-and the 1-minute load average.
+and the 1-minute load average; the file records the machine (CPU, cores and ISA extensions:
+rockedge.benchmark.machine_info()), which decides how many epochs fit.
 """
 
 from __future__ import annotations
@@ -83,8 +84,11 @@ def main() -> int:
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from results import results_path
 
+    from rockedge.benchmark import machine_info
+
     path = results_path("demo-tuning")
     doc = json.loads(path.read_text()) if path.is_file() else {"rows": []}
+    doc = {"machine": doc.get("machine") or machine_info(), **doc}  # the file name's machine tag: one machine
     for name in args.names or list(VARIANTS):
         scenes, overrides = VARIANTS[name]
         row = run(name, scenes, overrides)

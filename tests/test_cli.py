@@ -84,7 +84,8 @@ def test_model_is_positional_or_an_option_everywhere(tmp_path):
     cv2.imwrite(str(image), np.zeros((32, 32, 3), np.uint8))
     for args in (["eval", missing, "--data", tmp_path], ["eval", "--model", missing, "--data", tmp_path],
                  ["eval", "-m", missing, "--data", tmp_path], ["lint", "--engine", missing],
-                 ["run", missing, image], ["run", "--engine", missing, image], ["spec", "show", "-m", missing]):
+                 ["run", missing, image], ["run", "--engine", missing, image], ["spec", "show", "-m", missing],
+                 ["benchmark", missing], ["benchmark", "-m", missing], ["benchmark", "--model", missing]):
         r = _invoke(*args)
         assert r.exit_code == 1 and "not found" in r.output, (args, r.output)
         assert len(r.output.strip().splitlines()) == 1

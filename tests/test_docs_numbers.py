@@ -12,6 +12,12 @@ The page's convention (stated at its top):
   occur in the section;
 - a section names the script that reproduces it (a ``benchmarks/bench_*.py`` or ``scripts/*.sh`` that exists)
   and the machine its file records (the CPU, and each ISA extension where the file lists them).
+
+The pages that quote results in passing (README.md, docs/quickstart.md, docs/export.md) follow the same rule per
+part (the text between two headings): from the paragraph that names a results file in backticks to the end of the
+part, every number is read from that file; before it, a number with a unit of time, speed, share or size (ms, x,
+s, min, %, MB) is a measurement that names no file, and fails unless the part's ``<!-- unchecked: ... -->`` comment
+lists it (settings and targets: "trains for 5 minutes", "within 1 point").
 """
 
 from __future__ import annotations
@@ -194,3 +200,85 @@ def test_the_rounding_rule():
     text, _ = checked_text("", "AVX-512 VNNI, ResNet-50, INT8, 1080p, `--runs 40`, 2026-12-02; 0.36x, -0.22 "
                                "(99.995-99.999 %), 192x352, 6.6e-6")
     assert [t for t, _ in numbers_in(text)] == ["0.36", "-0.22", "99.995", "99.999", "192", "352", "6.6e-6"]
+
+
+# -- pages that quote results in passing -----------------------------------------------------------------------------
+
+QUOTING = [ROOT / "README.md", ROOT / "docs" / "quickstart.md", ROOT / "docs" / "export.md"]
+MEASURED = ("ms", "x", "s", "seconds", "min", "minutes", "%", "MB", "GB", "GiB")
+
+
+def parts(text: str) -> list[tuple[str, list[str]]]:
+    """(heading, paragraphs) for the text between two headings of any level; code fences stay in their paragraph."""
+    out: list[tuple[str, list[str]]] = []
+    heading, paras, cur, fence = "", [], [], None
+    for line in text.splitlines():
+        m = re.match(r"^(```|~~~)", line)
+        if m:
+            fence = None if fence == m.group(1) else (fence or m.group(1))
+        if fence is None and (line.startswith("#") or not line.strip()):
+            if cur:
+                paras.append("\n".join(cur))
+                cur = []
+            if line.startswith("#"):
+                out.append((heading, paras))
+                heading, paras = line.lstrip("#").strip(), []
+            continue
+        cur.append(line)
+    if cur:
+        paras.append("\n".join(cur))
+    out.append((heading, paras))
+    return out
+
+
+def quoting_problems(text: str) -> list[str]:
+    """What breaks the rule above in one page's ``text``: numbers no results file holds, or measurements that name
+    none."""
+    problems = []
+    for heading, paras in parts(text):
+        whole = "\n\n".join(paras)
+        phrases = [p.strip() for m in UNCHECKED.finditer(whole) for p in m.group(1).split("|") if p.strip()]
+        stale = [p for p in phrases if p not in UNCHECKED.sub(" ", whole)]
+        problems += [f"{heading or '(top)'}: unchecked phrase {p!r} does not occur" for p in stale]
+        source = None
+        for para in paras:
+            names = RESULTS_NAME.findall(para)
+            if len(set(names)) > 1:
+                problems.append(f"{heading or '(top)'}: a paragraph names {len(set(names))} results files; one")
+            if names:
+                source = RESULTS / names[0]
+                if not source.is_file():
+                    problems.append(f"{heading or '(top)'}: {names[0]} is not under benchmarks/results/")
+                    source = None
+                    continue
+            body = UNCHECKED.sub(" ", para)
+            for p in phrases:
+                body = body.replace(p, " ")
+            found = numbers_in(checked_text("", body)[0])
+            if source is not None:
+                nums, dotted = values_in(json.loads(source.read_text()))
+                problems += [f"{heading or '(top)'}: {t}{' ' + u if u else ''} is not in {source.name}"
+                             for t, u in found if not matches(t, u, nums, dotted)]
+            else:
+                problems += [f"{heading or '(top)'}: {t} {u} is a measurement that names no results file"
+                             for t, u in found if u in MEASURED]
+    return problems
+
+
+@pytest.mark.parametrize("page", QUOTING, ids=[p.name for p in QUOTING])
+def test_pages_quote_only_what_results_files_hold(page):
+    problems = quoting_problems(page.read_text())
+    assert not problems, f"{page.name}: " + "; ".join(problems)
+
+
+def test_the_quoting_rule_can_fail():
+    demo = "`2026-12-02-x86_64-2core-amx-demo.json`"
+    assert quoting_problems("INT8 took 9.6 ms against 12.5 ms for FP32.") == [
+        "(top): 9.6 ms is a measurement that names no results file",
+        "(top): 12.5 ms is a measurement that names no results file"]
+    assert quoting_problems("<!-- unchecked: 5 minutes -->\nIt trains for 5 minutes.") == []
+    assert quoting_problems(f"The demo ({demo}) took 384.5 s.\n\n| p50 | 13.0 ms |") == []
+    assert quoting_problems(f"The demo ({demo}) took 384.5 s.\n\n| p50 | 9.6 ms |") == [
+        "(top): 9.6 ms is not in 2026-12-02-x86_64-2core-amx-demo.json"]
+    assert quoting_problems(f"The demo ({demo}) took 384.5 s.\n\n## Next\n\nThat is 9.6 ms.") == [
+        "Next: 9.6 ms is a measurement that names no results file"]

@@ -238,7 +238,39 @@ def test_every_quoted_message_exists_in_the_code(message, code):
     assert not left, f"no message in src/rockedge prints {message!r}: unexplained {left}"
 
 
+ARTIFACT = re.compile(r"[\w./-]+\.(?:onnx|plan|engine|trt)\b")
+SIDECAR = re.compile(r"[\w./-]+\.json\b")
+
+
+def wrong_sidecars(message: str) -> list[str]:
+    """The JSON files a message names beside a model it also names (``m.failed.onnx ... m.parity.json``) that are
+    not what the code calls that model's report or manifest. The text check above lets any file name through a
+    placeholder ("report in {path}"); the names themselves come from these functions."""
+    from rockedge.engine.build import engine_report_path
+    from rockedge.runtime.manifest import manifest_path
+    from rockedge.steps import report_path
+
+    models = [Path(m) for m in ARTIFACT.findall(message)]
+    wrong = []
+    for side in SIDECAR.findall(message):
+        kin = [m for m in models if m.name.split(".")[0] == Path(side).name.split(".")[0]]
+        names = {str(f(m)) for m in kin
+                 for f in ((report_path,) if m.suffix == ".onnx" else (engine_report_path, manifest_path))}
+        if kin and side not in names:
+            wrong.append(side)
+    return wrong
+
+
+@pytest.mark.parametrize("message", quoted_messages(), ids=lambda m: m[:60])
+def test_every_quoted_file_name_is_the_one_the_code_writes(message):
+    assert not wrong_sidecars(message), f"{message!r} names {wrong_sidecars(message)}, which the code never writes there"
+
+
 def test_the_message_check_can_fail(code):
+    assert wrong_sidecars("kept as best.failed.onnx for inspection, report in best.parity.json") == ["best.parity.json"]
+    assert wrong_sidecars("kept as best.failed.onnx for inspection, report in best.failed.parity.json") == []
+    assert wrong_sidecars("built m.int8.plan (m.int8.plan.json, m.int8.parity.json)") == ["m.int8.parity.json"]
+
     assert unexplained("the loss became nan (step 3) at epoch 2: training stopped; no checkpoint was written; lower "
                        "--lr or check the data", code) == []
     left = unexplained("the loss turned nan (step 3) at epoch 2: training halted", code)
@@ -253,6 +285,7 @@ def test_the_message_check_can_fail(code):
     (["train", "--data", "d", "--out", "r"], "train"),
     (["export", "best.pt", "--out", "m.onnx"], "train"),
     (["export", "m.onnx", "--half"], "export"),
+    (["export", "m.onnx", "--int8", "--data", "d"], "export"),
 ])
 def test_a_runtime_only_install_gets_one_line_naming_the_extra(tmp_path, args, extra):
     """README and troubleshooting.md: without torch/onnx (a Jetson's runtime install), the workstation commands

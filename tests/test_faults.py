@@ -178,6 +178,74 @@ def test_a_small_disk_gets_one_line_from_every_writer(model, small_tmpfs):
     assert hidden(small_tmpfs) == []
 
 
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory) -> Path:
+    from rockedge.data.synth import write_synth_dataset
+
+    return write_synth_dataset(tmp_path_factory.mktemp("tiny") / "ds", n=6, size_hw=(64, 64), progress=False)
+
+
+def train_args(data: Path, out: Path) -> list[object]:
+    """One epoch of LR-ASPP on six 64 px scenes: a few seconds, and a checkpoint of ~13 MB to write."""
+    return ["train", "--data", data, "--arch", "lraspp_mobilenet_v3_large", "--epochs", "1", "--batch", "2",
+            "--imgsz", "64", "--workers", "0", "--out", out, "-q"]
+
+
+def test_train_on_a_file_size_limit_is_one_line_naming_the_checkpoint(tiny_data, tmp_path):
+    """torch.save's zip writer turns a failed write into "enforce fail at inline_container.cc": the write's own
+    error is said instead, naming the checkpoint and the cause."""
+    out = tmp_path / "run"
+    r = run_child(*train_args(tiny_data, out), preexec=file_size_limit(500_000))
+    one_line(r, ".pt: the file is larger than this system allows")
+    assert not list(out.glob("*.pt")) and hidden(out) == []
+
+
+def test_train_on_a_full_disk_is_one_line_naming_the_checkpoint(tiny_data, small_tmpfs):
+    out = small_tmpfs / "run"
+    one_line(run_child(*train_args(tiny_data, out)), ".pt: no space left on the device")
+    assert not list(out.glob("*.pt")) and hidden(out) == []
+
+
+@pytest.mark.parametrize("target", ["tensorrt", "cpu"], ids=["trt-layout", "cpu-layout"])  # an id "tensorrt" is a marker
+def test_int8_export_on_a_file_size_limit_is_one_line_naming_the_output(model, tiny_data, tmp_path, target):
+    """ONNX's and ONNX Runtime's C++ writers fail silently and the short temporary model does not parse (protobuf's
+    DecodeError); the line names the INT8 output, never a temporary, and nothing lands beside the model."""
+    tmpdir = tmp_path / "tmpdir"
+    tmpdir.mkdir()
+    work = tmp_path / "work"
+    work.mkdir()
+    src = shutil.copy(model, work / "m.onnx")
+    r = run_child("export", src, "--int8", "--target", target, "--data", tiny_data, "--out", work / "q.onnx", "-q",
+                  preexec=file_size_limit(1_000_000), env={"TMPDIR": str(tmpdir)})
+    line = one_line(r, f"cannot write {work / 'q.onnx'}: ")
+    assert "larger than this system allows (ulimit -f?)" in line, line
+    assert sorted(p.name for p in work.iterdir()) == ["m.onnx"]  # no -inferred copy, no temporary, no output
+    assert not [p for p in tmpdir.iterdir() if p.name.startswith("rockedge-")]
+
+
+def test_int8_export_with_a_full_tmpdir_names_the_output_and_the_folder(model, tiny_data, tmp_path, small_tmpfs):
+    work = tmp_path / "work"
+    work.mkdir()
+    src = shutil.copy(model, work / "m.onnx")
+    r = run_child("export", src, "--int8", "--data", tiny_data, "--out", work / "q.onnx", "-q",
+                  env={"TMPDIR": str(small_tmpfs)})
+    line = one_line(r, f"cannot write {work / 'q.onnx'}: no space left on the device")
+    assert str(small_tmpfs) in line and "TMPDIR" in line, line
+    assert sorted(p.name for p in work.iterdir()) == ["m.onnx"]
+    assert not [p for p in small_tmpfs.iterdir() if p.name.startswith("rockedge-")]
+
+
+def test_temporaries_are_never_what_the_line_names(trained_ckpt, tmp_path):
+    """The ONNX export stages a hidden file and `data synth` a hidden folder: a failed write names the output."""
+    ckpt = trained_ckpt()
+    r = run_child("export", ckpt, "--out", tmp_path / "x.onnx", "-q", preexec=file_size_limit(1_000_000))
+    one_line(r, f"error: {tmp_path / 'x.onnx'}: the file is larger than this system allows")
+    r = run_child("data", "synth", "--out", tmp_path / "ds", "--n", "3", "--imgsz", "256", "-q",
+                  preexec=file_size_limit(10_000))
+    one_line(r, f"error: {tmp_path / 'ds'}/train/images/000000.jpg: the file is larger than this system allows")
+    assert hidden(tmp_path) == [] and not (tmp_path / "ds").exists()
+
+
 # -- 5, 7: signals -------------------------------------------------------------------------------------------------
 
 
@@ -269,6 +337,31 @@ def test_a_folder_swap_killed_half_way_is_undone(tmp_path):
     with staging_dir(out, overwrite=True) as tmp:
         (tmp / "fresh.txt").write_text("fresh")
     assert [p.name for p in out.iterdir()] == ["fresh.txt"]
+    assert hidden(tmp_path) == []
+
+
+@pytest.mark.parametrize("error", [OSError(5, "Input/output error"), KeyboardInterrupt()])
+def test_a_folder_swap_that_fails_half_way_puts_the_old_folder_back_at_once(tmp_path, monkeypatch, error):
+    """Where renameat2 cannot exchange (NFS, other systems), the swap is two renames: an error or Ctrl-C between
+    them puts the previous folder back in the same process, not only at the next run."""
+    from rockedge import atomic
+
+    out = tmp_path / "ds"
+    out.mkdir()
+    (out / "kept.txt").write_text("previous")
+    monkeypatch.setattr(atomic, "_exchange", lambda a, b: False)  # the fallback path
+    real_replace = os.replace
+
+    def replace(src, dst):
+        if Path(src).name.endswith(".new"):  # the second rename: the new folder into place
+            raise error
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(atomic.os, "replace", replace)
+    with pytest.raises(type(error)):
+        with atomic.staging_dir(out, overwrite=True) as tmp:
+            (tmp / "fresh.txt").write_text("fresh")
+    assert [p.name for p in out.iterdir()] == ["kept.txt"] and (out / "kept.txt").read_text() == "previous"
     assert hidden(tmp_path) == []
 
 
@@ -484,8 +577,8 @@ def test_calibration_cache_scales_and_sidecars(tmp_path, capsys):
 
     ok = b"TRT-8601-EntropyCalibration2\ninput: 3c010a14\n"
     assert parse_table(ok).scales["input"] == pytest.approx(struct.unpack(">f", bytes.fromhex("3c010a14"))[0])
-    for bad in (b"3c010a1400", b"zz", b"7f800000", b"7fc00000"):  # too long, not hex, inf, nan
-        with pytest.raises(RockedgeError, match="not a finite float32 scale"):
+    for bad in (b"3c010a1400", b"zz", b"7fc00000"):  # too long, not hex, nan (+inf is TensorRT's own: accepted)
+        with pytest.raises(RockedgeError, match="not a float32 scale"):
             parse_table(b"TRT-8601-EntropyCalibration2\ninput: " + bad + b"\n")
     cache = CacheFile(tmp_path / "c.cache")
     cache.path.write_bytes(ok)

@@ -205,14 +205,27 @@ def test_the_cpu_target_falls_back_to_fp32_layers_like_the_tensorrt_one(fp32, bl
     assert chosen["kept_fp32"] > 0 and chosen["drop_points"] <= 8
 
 
-def test_the_wrong_target_says_what_it_costs(fp32, blobs, tmp_path):
-    trt = tmp_path / "t.int8.onnx"
-    assert _export(fp32, "--int8", "--data", blobs, "--calib-n", 8, "--out", trt).exit_code == 0
+def test_the_wrong_target_says_what_it_costs(fp32, blobs, tmp_path, monkeypatch, capsys):
     from helpers import cli_runner
 
+    from rockedge.runtime.backends import ort
+
+    monkeypatch.setattr(ort, "_SAID", set())  # "once per process": start this test's process afresh
+    trt = tmp_path / "t.int8.onnx"
+    r = cli_runner().invoke(main, ["export", str(fp32), "--int8", "--data", str(blobs), "--calib-n", "8", "--out",
+                                   str(trt), "-q"])
+    assert r.exit_code == 0, r.stderr
+    # the export's own checks run the TensorRT layout on the CPU provider: the user asked for TensorRT, no note
+    assert "laid out for TensorRT" not in r.output + r.stderr
     r = cli_runner().invoke(main, ["eval", str(trt), "--data", str(blobs), "-q"])
     assert r.exit_code == 0, r.stderr
-    assert "is INT8 laid out for TensorRT" in r.stderr and "--target cpu" in r.stderr
+    assert r.stderr.count("is INT8 laid out for TensorRT") == 1 and "--target cpu" in r.stderr
+    assert f"note: {trt.name} is INT8" in r.stderr  # the user's file, not a staging name
+    capsys.readouterr()
+    for _ in range(2):  # said once per process: opening the model again says nothing
+        with ort.OrtBackend(trt, providers=["cpu"]):
+            pass
+    assert "laid out for TensorRT" not in capsys.readouterr().err
     cpu = tmp_path / "c.int8.onnx"
     assert _export(fp32, "--int8", "--target", "cpu", "--data", blobs, "--calib-n", 8, "--out", cpu).exit_code == 0
     r = cli_runner().invoke(main, ["export", str(cpu), "--format", "engine"])
@@ -220,6 +233,33 @@ def test_the_wrong_target_says_what_it_costs(fp32, blobs, tmp_path):
     assert "--target tensorrt" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     r = cli_runner().invoke(main, ["export", str(fp32), "--target", "cpu"])
     assert r.exit_code == 1 and "--target is the layout of an INT8 model: add --int8" in r.stderr
+
+
+def test_a_cpu_target_export_over_its_budget_is_kept_as_failed(fp32, blobs, grey, tmp_path):
+    out = tmp_path / "co.int8.onnx"
+    # a flat calibration frame ruins the full INT8 model, and no layer may go back to FP32
+    r = _export(fp32, "--int8", "--target", "cpu", "--data", blobs, "--calib-data", grey, "--calib-n", 1,
+                "--max-drop", 1, "--max-fp32", 0, "--out", out)
+    assert r.exit_code == 1, r.output
+    assert r.output.strip().splitlines()[-1].startswith("error: the int8 step is over its budget")
+    assert not out.exists() and not (tmp_path / "co.int8.parity.json").exists()
+    failed = tmp_path / "co.int8.failed.onnx"
+    assert {p.key: p.value for p in onnx.load(str(failed)).metadata_props}["rockedge.int8_target"] == "cpu"
+    report = json.loads((tmp_path / "co.int8.failed.parity.json").read_text())
+    assert report["target"] == "cpu" and not report["budget"]["passed"]
+    assert [s["kept_fp32"] for s in report["budget"]["steps"]] == [0] and report["budget"]["steps"][0]["drop_points"] > 1
+
+
+def test_benchmark_labels_int8_models_with_their_layout(fp32, blobs, tmp_path):
+    cpu = tmp_path / "b.int8.onnx"
+    assert _export(fp32, "--int8", "--target", "cpu", "--data", blobs, "--calib-n", 4, "--out", cpu).exit_code == 0
+    r = CliRunner().invoke(main, ["benchmark", str(cpu), str(fp32), "--runs", "2", "--warmup", "1", "--out",
+                                  str(tmp_path / "b"), "-q"])
+    assert r.exit_code == 0, r.output
+    rows = {ln.split()[0]: ln.split()[3] for ln in r.output.splitlines() if ln.startswith(("b.int8.onnx", "m.onnx"))}
+    assert rows == {"b.int8.onnx": "int8/cpu", "m.onnx": "fp32"}
+    report = json.loads((tmp_path / "b" / "benchmark.json").read_text())
+    assert {(row["precision"], row["int8_target"]) for row in report["rows"]} == {("int8", "cpu"), ("fp32", None)}
 
 
 def test_budget_caveats_follow_the_basis():

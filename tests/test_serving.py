@@ -158,8 +158,8 @@ def test_triton_raw_input_mask_output(ckpt, tmp_path):
     assert (o.name, o.data_type, list(o.dims)) == ("mask", pb2.TYPE_INT32, [H, W])
 
 
-def _fake_plan(tmp_path: Path, lo: int, hi: int) -> Path:
-    plan = tmp_path / "rocks.fp16.plan"
+def _fake_plan(tmp_path: Path, lo: int, hi: int, suffix: str = ".plan") -> Path:
+    plan = tmp_path / f"rocks.fp16{suffix}"
     plan.write_bytes(b"not a real engine")
     spec = ModelSpec(arch=LRASPP, input_size=(H, W))
     write_manifest(plan, EngineManifest(spec=spec, tensorrt_version="10.3.0.30", gpu_name="Orin",
@@ -192,6 +192,18 @@ def test_triton_from_plan(tmp_path):
     assert r.exit_code == 1 and "deepstream" in r.output and not (tmp_path / "ds").exists()
 
 
+@pytest.mark.parametrize("suffix", [".trt", ".engine"])
+def test_triton_from_an_engine_of_any_suffix_through_the_cli(tmp_path, suffix):
+    """Every engine suffix the loader accepts (rockedge.runtime.modelfile.FILE_KINDS) goes into Triton as a plan."""
+    engine = _fake_plan(tmp_path, 1, 8, suffix)
+    r = run_cli("export", engine, "--format", "triton", "--out", tmp_path / "repo", "--max-batch", 8)
+    assert r.exit_code == 0, r.output
+    folder = tmp_path / "repo" / "rocks_fp16"
+    assert (folder / "1" / "model.plan").read_bytes() == engine.read_bytes()  # Triton's name for a TensorRT plan
+    assert 'platform: "tensorrt_plan"' in (folder / "config.pbtxt").read_text()
+    assert json.loads((folder / "rockedge_manifest.json").read_text())["tensorrt_version"] == "10.3.0.30"
+
+
 def test_triton_reexport_replaces_only_its_model(triton_repo, static_onnx, tmp_path):
     repo = tmp_path / "repo"
     shutil.copytree(triton_repo, repo)
@@ -205,6 +217,25 @@ def test_triton_reexport_replaces_only_its_model(triton_repo, static_onnx, tmp_p
 
 
 # -- DeepStream ----------------------------------------------------------------------------------------------------
+
+
+def test_a_serving_export_names_no_report_that_is_gone(ckpt, tmp_path):
+    """A checkpoint's intermediate ONNX models for --format triton live in a temporary folder that goes when the
+    command ends: the output names no report there. --half names the model folder <stem>_fp16 (serving.md). A
+    failed intermediate is kept beside the model with its report, where the error says it is."""
+    src = tmp_path / "rocks.pt"
+    shutil.copyfile(ckpt, src)
+    r = run_cli("export", src, "--format", "triton", "--out", tmp_path / "repo", "--half", "--n", 2)
+    assert r.exit_code == 0, r.output
+    assert "rockedge-export-" not in r.output and "report:" not in r.output, r.output
+    assert (tmp_path / "repo" / "rocks_fp16" / "config.pbtxt").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["repo", "rocks.pt"]
+    r = run_cli("export", src, "--format", "triton", "--out", tmp_path / "repo2", "--n", 2, "--max-abs-diff", 1e-12)
+    assert r.exit_code == 1
+    failed, report = tmp_path / "rocks.failed.onnx", tmp_path / "rocks.failed.parity.json"
+    assert f"kept as {failed} for inspection, report in {report}" in r.output, r.output
+    assert failed.is_file() and json.loads(report.read_text())["parity"]["passed"] is False
+    assert not (tmp_path / "repo2").exists()
 
 
 def nvinfer_input(frames_bgr: np.ndarray, props: configparser.SectionProxy) -> np.ndarray:

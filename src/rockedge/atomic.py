@@ -151,15 +151,35 @@ def temp_beside(target: str | os.PathLike[str], suffix: str | None = None) -> Pa
 
 
 @contextlib.contextmanager
-def naming(target: Path) -> Iterator[None]:
-    """Give an OSError raised by writes to an open file (which carry no file name) the name of ``target``, so the
-    one-line error says which output a full disk or a file-size limit stopped."""
+def naming(target: str | os.PathLike[str]) -> Iterator[None]:
+    """Give an OSError the name of the output ``target``, so the one-line error says which output a full disk or a
+    file-size limit stopped: an error of a write to an open file (which carries no file name), or one that names
+    rockedge's hidden temporary for ``target`` (``.m.123-ab12cd34.tmp.onnx``, or a file inside a staging folder
+    ``.ds.123-ab12cd34.new/train/...``), which the user never asked for."""
+    target = Path(target)
     try:
         yield
     except OSError as e:
-        if e.filename is not None or e.errno is None:
+        if e.errno is None:
             raise
-        raise OSError(e.errno, e.strerror, str(target)) from e
+        name = public_name(e.filename, target)
+        if name is None:
+            raise
+        raise OSError(e.errno, e.strerror, name) from e
+
+
+def public_name(filename: Any, target: Path) -> str | None:
+    """What the user calls ``filename``: ``target`` for no name or for one of ``target``'s temporaries, the same
+    file under ``target`` for one inside a staging folder of it; None when it is another file (say it as it is)."""
+    if filename is None:
+        return str(target)
+    if not isinstance(filename, (str, bytes, os.PathLike)):
+        return None
+    parts = Path(os.fsdecode(filename)).parts
+    for i, part in enumerate(parts):
+        if _owned(part, target) is not None:
+            return str(Path(target, *parts[i + 1:]))
+    return None
 
 
 @contextlib.contextmanager
@@ -269,8 +289,10 @@ def staging_dir(out: str | os.PathLike[str], *, overwrite: bool = False) -> Iter
     clean_stale(out)
     tmp = _parent(out) / temp_name(out, "new", "")
     tmp.mkdir()
+    old: Path | None = None
     try:
-        yield tmp
+        with naming(out):  # a write that fails inside the staging folder is said as the output's file
+            yield tmp
         for p in [tmp, *tmp.rglob("*")]:
             apply_default_mode(p)
         if out.exists():
@@ -284,10 +306,14 @@ def staging_dir(out: str | os.PathLike[str], *, overwrite: bool = False) -> Iter
             old = _parent(out) / temp_name(out, "old", "")
             os.replace(out, old)
             os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
+            done, old = old, None
+            shutil.rmtree(done, ignore_errors=True)
         else:
             os.replace(tmp, out)
     except BaseException:
+        if old is not None and not out.exists():
+            with contextlib.suppress(OSError):
+                os.replace(old, out)  # failed between the two renames: the previous folder goes back now
         shutil.rmtree(tmp, ignore_errors=True)
         raise
 

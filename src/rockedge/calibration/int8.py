@@ -16,8 +16,9 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
-from rockedge.atomic import ensure_writable_dir, write_json
+from rockedge.atomic import ensure_writable_dir
 from rockedge.calibration.budget import fit_budget
 from rockedge.calibration.inputs import labelled_set, precision_path, read_fp32
 from rockedge.calibration.qdq import (
@@ -29,6 +30,7 @@ from rockedge.calibration.qdq import (
     check_graph,
     cpu_op_types,
     prepare,
+    temporary_writes,
 )
 from rockedge.calibration.reader import load_calibration_set
 from rockedge.console import warn
@@ -38,9 +40,9 @@ from rockedge.errors import RockedgeError
 from rockedge.export.onnx import stamp
 from rockedge.precision import Precision
 from rockedge.runtime.backends.ort import OrtBackend
-from rockedge.steps import Step, report_path, stage
+from rockedge.steps import Step, run_step
 from rockedge.verify.compare import verify_backends
-from rockedge.verify.parity import ParityBudget
+from rockedge.verify.parity import ParityBudget, ParityReport
 
 
 def export_int8(
@@ -70,7 +72,7 @@ def export_int8(
     ensure_writable_dir(dest.parent if str(dest.parent) else Path("."))
     with OrtBackend(fp32, providers=["cpu"]) as probe:
         size, fixed_batch = probe.fixed_size or spec.input_size, probe.fixed_batch
-    with labelled_set(data, spec, what="--int8") as (root, val), \
+    with temporary_writes(dest, fp32), labelled_set(data, spec, what="--int8") as (root, val), \
             tempfile.TemporaryDirectory(prefix="rockedge-int8-") as tmp:
         source = calib_data if calib_data is not None else root  # the train split: never the val images
         cal_set = load_calibration_set(source, spec, n=calib_n, size_hw=size, seed=seed)
@@ -90,22 +92,27 @@ def export_int8(
         }
         stamp(model, spec, settings, source_sha256=sha256_file(fp32), precision=Precision.INT8, int8_target=target)
         check_graph(model, f"the INT8 model made from {fp32.name}")  # sorted, as ONNX and other tools expect
-        with stage(dest) as st:
-            onnx.save(model, str(st.path))
-            with OrtBackend(fp32, providers=["cpu"]) as ref, OrtBackend(st.path, providers=["cpu"]) as cand:
+
+        def make(staged: Path) -> tuple[bool, ParityReport]:
+            onnx.save(model, str(staged))
+            with OrtBackend(fp32, providers=["cpu"]) as ref, OrtBackend(staged, providers=["cpu"], layout_note=False) as cand:
                 parity = verify_backends(ref, cand, data_dir=root, n=n, seed=seed,
                                          budget=ParityBudget.for_precision(Precision.INT8))
-            final = st.keep(budget.passed)  # the accuracy budget is the gate; parity is informational for INT8
-        parity.candidate["model"] = str(final)
+            return budget.passed, parity  # the accuracy budget is the gate; parity is informational for INT8
+
+        def report(final: Path, parity: ParityReport) -> dict[str, Any]:
+            parity.candidate["model"] = str(final)
+            return {"model": str(final), "precision": "int8", "target": target, "budget": budget.to_dict(),
+                    "parity": parity.to_dict(), "calibration": calibration.to_dict(),
+                    "size_bytes": final.stat().st_size, "fp32_size_bytes": fp32.stat().st_size}
+
+        landed = run_step(dest, make, report)
+    final, parity, rpath = landed.path, landed.outcome, landed.report_path
     for c in budget.caveats:
         warn(c)
-    report = {"model": str(final), "precision": "int8", "target": target, "budget": budget.to_dict(),
-              "parity": parity.to_dict(), "calibration": calibration.to_dict(), "size_bytes": final.stat().st_size,
-              "fp32_size_bytes": fp32.stat().st_size}
-    rpath = write_json(report_path(final), report)
     table = f"int8 ({target} layout) -> {final}\n" + budget.table() + "\n" + parity.table()
     if not parity.passed:
         table += ("\nnote: for INT8 this parity table is informational: the model is held to --max-drop on labelled "
                   f"images (above). `rockedge verify {final.name} --reference {fp32.name}` holds it to the int8 "
                   "parity preset as well.")
-    return Step("int8", final, budget.passed, rpath, table, report)
+    return Step("int8", final, budget.passed, rpath, table, landed.report)

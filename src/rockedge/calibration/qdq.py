@@ -27,8 +27,11 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import errno
 import io
 import logging
+import os
+import shutil
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
@@ -125,13 +128,89 @@ def calibrate(model: Path, calibration: CalibrationSet, *, input_name: str, fixe
         # Ranges stay raw here (ActivationSymmetric symmetrizes them when quantizing); never set
         # max_intermediate_outputs: onnxruntime drops what it collected when the buffer fills. Several small
         # collect_data calls merge exactly and bound memory instead.
-        cal = q.create_calibrator(str(model), None, augmented_model_path=str(Path(tmp) / "augmented.onnx"),
+        cal = q.create_calibrator(str(_linked(model, Path(tmp))), None,
+                                  augmented_model_path=str(Path(tmp) / "augmented.onnx"),
                                   calibrate_method=method_enum, extra_options=options)
         for chunk in _chunks(feeds, CHUNK):
             cal.collect_data(reader(chunk))
         ranges = cal.compute_data()
         del cal
     return Calibration(model, ranges, method, calibration, input_name, time.perf_counter() - t0)
+
+
+def _linked(model: Path, folder: Path) -> Path:
+    """``model`` as seen from ``folder`` (a link, else a copy): ONNX Runtime's quantization tools write
+    ``<model>-inferred.onnx`` beside the model they read, which must not be the user's folder."""
+    link = folder / model.name
+    try:
+        os.symlink(model.resolve(), link)
+    except OSError:  # no symlinks here (Windows without the privilege)
+        shutil.copyfile(model, link)
+    return link
+
+
+@contextlib.contextmanager
+def temporary_writes(target: Path, model: Path) -> Iterator[None]:
+    """Say a failed write of a temporary model as one line naming ``target``, the output it was for.
+
+    Quantizing ``model`` writes temporary models into TMPDIR (ONNX Runtime's pre-processing, the calibrator's
+    augmented graph, shape inference, the budget's variants). Python's writes fail with an OSError that names no
+    file; ONNX's and ONNX Runtime's C++ writes fail silently, and the short model fails later to parse
+    (protobuf's DecodeError). Either becomes ``cannot write TARGET: CAUSE``: the file-size limit (ulimit -f) when
+    one is set, else the temporary folder's free space."""
+    folder = Path(tempfile.gettempdir())
+    try:
+        yield
+    except OSError as e:
+        if e.filename is not None or e.errno is None:
+            raise
+        raise RockedgeError(_short_write(target, folder, e.errno)) from e
+    except Exception as e:  # noqa: BLE001 - only a model that does not parse, with a cause found, is translated
+        if not _unparsable(e):
+            raise
+        try:
+            need = 2 * model.stat().st_size
+        except OSError:
+            need = 0
+        cause = _write_limit(folder, need)
+        if cause is None:
+            raise
+        raise RockedgeError(_short_write(target, folder, cause)) from e
+
+
+def _unparsable(e: BaseException) -> bool:
+    """A model file that does not parse: protobuf's DecodeError (onnx.load), ONNX Runtime's InvalidProtobuf."""
+    return type(e).__name__ in ("DecodeError", "InvalidProtobuf") or "Protobuf parsing failed" in str(e)
+
+
+def _write_limit(folder: Path, need: int) -> int | None:
+    """What most likely cut a temporary file short: EFBIG under a file-size limit, ENOSPC when ``folder`` has less
+    than ``need`` bytes free; None when neither."""
+    try:
+        import resource
+
+        if resource.getrlimit(resource.RLIMIT_FSIZE)[0] != resource.RLIM_INFINITY:
+            return errno.EFBIG
+    except (ImportError, OSError, ValueError):  # no rlimits (Windows)
+        pass
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return None
+    return errno.ENOSPC if free < need else None
+
+
+def _short_write(target: Path, folder: Path, err: int) -> str:
+    if err == errno.EFBIG:
+        return (f"cannot write {target}: a temporary model is larger than this system allows "
+                "(ulimit -f?)")
+    try:
+        free = f"{shutil.disk_usage(folder).free >> 20} MB free"
+    except OSError:
+        free = "free space unknown"
+    cause = "no space left on the device" if err == errno.ENOSPC else os.strerror(err).lower()
+    return (f"cannot write {target}: {cause} for the temporary models in {folder} ({free}; TMPDIR picks another "
+            "folder)")
 
 
 def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
@@ -179,8 +258,8 @@ def quantize(calibration: Calibration, target: str = "tensorrt") -> Any:
     from onnxruntime.quantization.qdq_quantizer import QDQQuantizer
     from onnxruntime.quantization.quant_utils import load_model_with_shape_infer
 
-    with _quiet():
-        base = load_model_with_shape_infer(calibration.model)
+    with _quiet(), tempfile.TemporaryDirectory(prefix="rockedge-quant-") as tmp:
+        base = load_model_with_shape_infer(_linked(calibration.model, Path(tmp)))
         # The quantizer edits both the model and the ranges in place: give it copies.
         if target == "cpu":
             quantizer = QDQQuantizer(base, True, False, q.QuantType.QInt8, q.QuantType.QUInt8,

@@ -6,25 +6,26 @@ INT8 ONNX (workstation steps: onnx, ONNX Runtime); ``--format engine`` builds a 
 (TensorRT, cuda-python; no torch, no onnx); ``--format triton|deepstream`` writes a serving layout. Which options
 each format uses is :mod:`rockedge.jobs.formats`; each step stages, checks and keeps its artifact the same way
 (:mod:`rockedge.steps`).
+
+This module is on the device side (``export --format engine`` runs on a Jetson, Python 3.8, no torch or onnx):
+the workstation steps (checkpoint -> ONNX in :mod:`rockedge.export`, FP16/INT8 ONNX in :mod:`rockedge.calibration`)
+are imported by the step that runs them, so a device never loads them (:mod:`rockedge.layers`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from rockedge.calibration.fp16 import export_fp16
-from rockedge.calibration.int8 import export_int8
 from rockedge.engine.build import build_engine
 from rockedge.engine.plan import BuildOptions
 from rockedge.errors import RockedgeError
-from rockedge.export.lint import Finding, format_findings
-from rockedge.export.pipeline import export_and_verify
 from rockedge.jobs.formats import validate_options
 from rockedge.jobs.serve import DS_CHECK_FRAMES, write_serving
 from rockedge.precision import Precision
@@ -87,7 +88,24 @@ def export_model(req: ExportRequest) -> list[Step]:
         raise RockedgeError(f"{req.model.name} is an ONNX model already: nothing to export; add --half or --int8 for "
                             "a reduced-precision copy, or --format engine|triton|deepstream")
     with _workdir(req) as work:
-        return _chain(req, kind, work)
+        steps = _chain(req, kind, work)
+        return steps if work is None else [_out_of(work, s, req.model.parent) for s in steps]
+
+
+def _out_of(work: Path, step: Step, beside: Path) -> Step:
+    """A step whose artifact is an intermediate in ``work``, which goes when the command ends: a passed one names no
+    report file (its table is in the command's output and in --json); a failed one and its report are moved beside
+    the model, so "kept for inspection" stays true."""
+    if work not in step.path.parents:
+        return step
+    if step.passed:
+        text = step.text.replace(str(step.path), f"{step.path.name} (an intermediate, not kept)")
+        return replace(step, report_path=None, text=text.replace(str(work) + os.sep, ""))
+    kept = {p: beside / p.name for p in (step.path, step.report_path) if p is not None and p.exists()}
+    for src, dst in kept.items():
+        shutil.move(str(src), str(dst))
+    return replace(step, path=kept.get(step.path, step.path),
+                   report_path=kept.get(step.report_path, step.report_path) if step.report_path else None)
 
 
 def _chain(req: ExportRequest, kind: str, work: Path | None) -> list[Step]:
@@ -155,6 +173,8 @@ def _ok(steps: list[Step]) -> bool:
 
 
 def _checkpoint_to_onnx(req: ExportRequest, target: Path) -> Step:
+    from rockedge.export.pipeline import export_and_verify  # workstation step: see the module docstring
+
     outcome = export_and_verify(req.model, target, data_dir=None if str(req.data) == "synth" else req.data, n=req.n,
                                 budget=req.budget, seed=req.seed, trust_pickle=req.trust_pickle, classes=req.classes,
                                 progress=req.progress, **req.onnx_options)
@@ -164,6 +184,9 @@ def _checkpoint_to_onnx(req: ExportRequest, target: Path) -> Step:
 
 
 def _reduce(req: ExportRequest, onnx: Path, out: Path | None) -> Step:
+    from rockedge.calibration.fp16 import export_fp16  # workstation steps: see the module docstring
+    from rockedge.calibration.int8 import export_int8
+
     if req.precision is Precision.INT8:
         return export_int8(onnx, out, data=req.data, calib_data=req.calib_data, calib_n=req.calib_n,
                            max_drop=req.max_drop, max_fp32=req.max_fp32, method=req.calib_method, n=req.n,
@@ -181,6 +204,8 @@ def _engine(req: ExportRequest, onnx: Path) -> Step:
 
 
 def _onnx_summary(r: dict[str, Any]) -> str:
+    from rockedge.export.lint import Finding, format_findings  # workstation step: see the module docstring
+
     t = r["times"]
     notes = "".join(f"note: {n}\n" for n in r["notes"])
     return (

@@ -65,9 +65,36 @@ def save_checkpoint(path: str | Path, ckpt: Checkpoint) -> Path:
         "epoch": ckpt.epoch,
         **{f"extra.{k}": v for k, v in ckpt.extra.items()},
     }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        sink = _WriteErrors(f)
+        try:
+            torch.save(payload, sink)
+        except RuntimeError:
+            # torch's zip writer turns a failed write (a full disk, ulimit -f) into "enforce fail at
+            # inline_container.cc ... unexpected pos": raise the write's own OSError, which the error boundary
+            # says in one line naming the checkpoint (atomic_path names it) and the cause.
+            if sink.error is None:
+                raise
+            raise sink.error from None
     return Path(path)
+
+
+class _WriteErrors:
+    """A file for ``torch.save`` that remembers the first OSError of its writes (torch hides it)."""
+
+    def __init__(self, f: Any) -> None:
+        self.f = f
+        self.error: OSError | None = None
+
+    def write(self, data: Any) -> int:
+        try:
+            return self.f.write(data)
+        except OSError as e:
+            self.error = self.error or e
+            raise
+
+    def flush(self) -> None:
+        self.f.flush()
 
 
 def load_checkpoint(path: str | os.PathLike[str], *, trust_pickle: bool = False) -> Checkpoint:
