@@ -144,3 +144,25 @@ def test_sparse_labels_report_recall_only(tmp_path):
     d = s.to_dict()
     assert (d["matched"], d["true_rocks"], d["instance_recall"]) == (1, 2, 0.5)
     assert "instance_f1" not in d and "recall only" in s.table()
+
+
+@pytest.mark.seed
+def test_sparse_recall_on_the_original_projects_photos(seed_rocks, trained_ckpt, tmp_path_factory, tmp_path):
+    """The original project's CVAT export paints 11 rocks in 5 colours (SegmentationObject): each painted rock is
+    judged found or not. Its labelmap names the class 'rocks': renamed in a copy, as docs/troubleshooting.md says."""
+    import shutil
+
+    from test_runtime import exported
+
+    onnx = exported("float", trained_ckpt, tmp_path_factory)
+    data = shutil.copytree(seed_rocks, tmp_path / "seed")
+    lm = data / "labelmap.txt"
+    lm.write_text(lm.read_text().replace("rocks:", "rock:"))
+    out = tmp_path / "e.json"
+    r = cli_runner().invoke(main, ["eval", str(onnx), "--data", str(data), "--split", "all", "--sparse", "--json",
+                                   str(out), "-q"])
+    assert r.exit_code == 0, r.stderr
+    m = json.loads(out.read_text())["measure"]
+    assert m["sparse_labels"] and m["images"] == 4 and m["true_rocks"] + m["too_small"] == 11
+    assert 0 <= m["instance_recall"] <= 1 and "instance_f1" not in m
+    assert "recall only" in r.stdout
