@@ -1,5 +1,10 @@
 """Shared fixtures. Models here are small (MobileNetV3 at <= 96 px) and briefly trained so their masks
-are not constant: parity on an untrained model that predicts one class everywhere would prove nothing."""
+are not constant: parity on an untrained model that predicts one class everywhere would prove nothing.
+
+``--reverse`` runs the collected tests in the reverse order (last file first, last test of each file first): a test
+that passes only after another one ran (a session cache it relies on, state a test leaves behind) fails one of the
+two orders. ``python -m pytest --reverse`` and ``python -m pytest`` should both pass.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,14 @@ import pytest
 SEED_ROCKS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "seed-rocks"
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--reverse", action="store_true", default=False,
+                     help="run the collected tests in reverse order (see tests/conftest.py)")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--reverse"):
+        items.reverse()
     from rockedge.probes import tensorrt_available, torch_cuda
 
     has_trt = tensorrt_available()

@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from rockedge.atomic import atomic_path, write_json
+from rockedge.atomic import atomic_path, staging_dir, write_json
 
 
 @pytest.fixture
@@ -39,3 +39,30 @@ def test_failure_leaves_nothing_at_the_target(tmp_path):
             tmp.write_text("half")
             raise RuntimeError("interrupted")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_staged_folder_that_fails_leaves_nothing_behind(tmp_path):
+    """A block that fails half-way: no output folder and no hidden staging folder beside it."""
+    out = tmp_path / "dataset"
+    with pytest.raises(RuntimeError):
+        with staging_dir(out) as tmp:
+            assert tmp.parent == tmp_path and tmp.name.startswith(".")
+            (tmp / "train").mkdir()
+            (tmp / "train" / "0.png").write_bytes(b"half")
+            raise RuntimeError("interrupted")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_staged_folder_that_fails_keeps_the_previous_one(tmp_path):
+    out = tmp_path / "dataset"
+    out.mkdir()
+    (out / "old.txt").write_text("previous")
+    with pytest.raises(KeyboardInterrupt):
+        with staging_dir(out, overwrite=True) as tmp:
+            (tmp / "new.txt").write_text("half")
+            raise KeyboardInterrupt
+    assert [p.name for p in tmp_path.iterdir()] == ["dataset"]
+    assert [p.name for p in out.iterdir()] == ["old.txt"] and (out / "old.txt").read_text() == "previous"
+    with staging_dir(out, overwrite=True) as tmp:  # and a block that succeeds replaces it, leaving nothing else
+        (tmp / "new.txt").write_text("done")
+    assert [p.name for p in tmp_path.iterdir()] == ["dataset"] and [p.name for p in out.iterdir()] == ["new.txt"]

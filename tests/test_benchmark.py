@@ -51,13 +51,19 @@ def test_benchmark_table_json_and_chart(models, scenes, tmp_path):
     assert "p50 ms" in r.output and "ceiling = a 1024x1024 matrix product" in r.output
     report = json.loads((out / "benchmark.json").read_text())
     rows = {row["target"]["label"]: row for row in report["rows"]}
+    from rockedge.verify.evaluation import evaluate_model
+
+    evaluated, _ = evaluate_model(models["onnx"], data, progress=False)
+    assert evaluated["iou"]["rock"] > 0.05  # a model that finds some rock: an IoU of 0 would match anything broken
     assert set(rows) == {"onnxruntime cpu", "torch cpu"}
     for row in rows.values():
         assert row["error"] is None
         lat = row["latency_ms"]
         assert 0 < lat["p50"] <= lat["p95"] <= lat["p99"] and row["images_per_s"] > 0
         assert row["peak_rss_mb"] > 50 and row["size_mb"] > 1
-        assert 0 <= row["iou"] <= 1 and 0 <= row["miou"] <= 1
+        # The accuracy columns are `rockedge eval`'s numbers on the same split, for either backend of the same model.
+        assert row["iou"] == pytest.approx(evaluated["iou"]["rock"], abs=2e-3)
+        assert row["miou"] == pytest.approx(evaluated["miou"], abs=2e-3)
         assert row["ceiling_gflops"] > 0 and 0 < row["ceiling_fraction"] < 2  # measured, in the same run
         assert row["achieved_gflops"] == pytest.approx(row["gflops_per_image"] / (lat["p50"] / 1e3), rel=1e-6)
     # Each target's memory is its own child's, not the parent's (which holds torch here): ONNX Runtime's is smaller.

@@ -121,6 +121,16 @@ def test_cache_format_round_trip():
     assert version_code("8.6.1.6") == "8601" and version_code("8.5.2.2") == "8502" and version_code("10.3.0.30") == "100300"
 
 
+def test_tensor_names_with_colons_keep_every_colon_but_the_last():
+    """ONNX exporters name tensors "onnx::Conv_12"; TensorFlow-style names end in ":0". The scale is what follows the
+    last colon, the name everything before it."""
+    data = (b"TRT-8601-EntropyCalibration2\nonnx::Conv_12: 3c000000\ninput:0: 3c800000\n"
+            b"/model/conv/Conv_output_0: 3d000000\n")
+    table = parse_table(data)
+    assert table.scales == {"onnx::Conv_12": 2.0**-7, "input:0": 2.0**-6, "/model/conv/Conv_output_0": 2.0**-5}
+    assert parse_table(table.to_bytes()).scales == table.scales
+
+
 @pytest.mark.parametrize("data", [b"", b"not a cache\n", b"TRT-8601-EntropyCalibration2\nx 3c\n", b"\xff\xfe"])
 def test_malformed_caches_are_refused(data):
     with pytest.raises(RockedgeError):

@@ -42,9 +42,16 @@ def test_large_logits_pass_with_relative_fp32_noise():
 def test_real_differences_still_fail():
     ref = _logits(3000.0)
     cand = ref.copy()
-    cand[:, :4] += 500.0  # a genuine error, far above FP32 noise at this scale
+    cand[1, :4] += 3000.0 * 4  # a genuine error, far above FP32 noise at this scale: the top rows turn rock
     r = _score(ref, cand)
-    assert not r.passed and any("logit diff" in f for f in r.failures)
+    changed = (ref.argmax(0) != cand.argmax(0)).mean()
+    assert 0.1 < changed <= 0.25  # a quarter of the rows, less the pixels that were rock already
+    assert not r.passed and r.agreement == pytest.approx(1 - changed)
+    assert [f.split(" ", 2)[:2] for f in r.failures] == [["max", "|logit"], ["mask", "agreement"],
+                                                         ["boundary", "agreement"], ["IoU", "of"], ["IoU", "of"]]
+    # The same error under the FP16 budget, which does not hold logits: the masks alone fail it.
+    r = _score(ref, cand, ParityBudget.for_precision("fp16"))
+    assert not r.passed and r.failures[0].startswith("mask agreement")
 
 
 def test_small_logits_keep_the_absolute_floor():
@@ -86,3 +93,16 @@ def test_near_ties_flip_without_failing():
     r = _score(ref, cand, LOOSE)
     assert r.tie_flips == ref[0].size and r.agreement == 1.0 and r.raw_agreement == 0.0
     assert any("near-ties" in w for w in r.warnings)
+
+
+@pytest.mark.parametrize("source", ["generated rock scenes", "data/rocks (val, 4 of 40)"])
+def test_a_one_class_reference_is_warned_about_in_words_that_fit_the_frames(source):
+    """With --data the frames are already real images: the warning names them instead of asking for --data."""
+    ref = _logits(5.0)
+    ref[0] += 100.0  # background everywhere
+    r = score(_run(ref), _run(ref.copy()), budget=LOOSE, size=(16, 16), batch=1, frame_source=source)
+    (warning,) = [w for w in r.warnings if "> 99 % of pixels one class" in w]
+    if source.startswith("generated"):
+        assert "use real images (--data)" in warning
+    else:
+        assert "--data" not in warning and f"one class on {source}: the check proves little" in warning

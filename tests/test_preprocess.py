@@ -53,3 +53,26 @@ def test_raw_models_get_uint8_nhwc_and_mask_outputs_pass_through():
     logits = np.zeros((1, 2, 2, 2), np.float32)
     logits[0, 1, 0, 0] = 1.0
     assert to_masks(logits, SPEC).tolist() == [[[1, 0], [0, 0]]]
+
+
+@pytest.mark.parametrize("frame_hw, model_hw, content", [
+    ((128, 32), (64, 48), (0, 16, 64, 16)),  # tall frame: bars left and right
+    ((32, 128), (48, 64), (16, 0, 16, 64)),  # wide frame: bars above and below
+])
+def test_letterbox_restore_is_the_content_exactly_and_nothing_of_the_bars(frame_hw, model_hw, content):
+    """Multi-class masks at exactly half the frame size: the restored mask is each content pixel as a 2x2 block,
+    every class index kept (nearest, never blended), no column or row of the bars (class 3 here) taken along."""
+    rng = np.random.default_rng(0)
+    x, (geom,) = prepare([np.zeros((*frame_hw, 3), np.uint8)], SPEC.replace(resize="letterbox", input_size=model_hw))
+    assert geom.content == content and geom.frame_hw == frame_hw
+    top, left, h, w = content
+    small = np.full(model_hw, 3, np.uint8)  # the bars
+    small[top : top + h, left : left + w] = rng.integers(0, 3, (h, w))
+    want = np.kron(small[top : top + h, left : left + w], np.ones((2, 2), np.uint8))
+    np.testing.assert_array_equal(restore_mask(small, geom), want)
+    dst = np.empty(frame_hw, np.uint8)
+    assert restore_mask(small, geom, dst=dst) is dst
+    np.testing.assert_array_equal(dst, want)
+    colour = np.stack([small * 40, small * 80, small * 20], axis=-1).astype(np.uint8)  # an image made from the mask
+    np.testing.assert_array_equal(restore_mask(colour, geom), np.kron(colour[top : top + h, left : left + w],
+                                                                      np.ones((2, 2, 1), np.uint8)))

@@ -61,3 +61,29 @@ def test_bad_imgsz_on_the_command_line_is_one_line(tmp_path):
     lines = r.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: Invalid value for '--imgsz'"), r.output
     assert "Traceback" not in r.output
+
+
+def test_the_range_is_inclusive_at_both_ends():
+    assert parse_size("16") == (16, 16) and parse_size("8192x16") == (8192, 16)
+    assert parse_size("16x8192") == (16, 8192) and parse_size([8192, 8192]) == (8192, 8192)
+    for value in ("15x64", "64x15", "8193x64", "64x8193"):
+        with pytest.raises(RockedgeError, match="out of range"):
+            parse_size(value)
+    assert parse_size("8", min_side=8) == (8, 8)
+
+
+def test_no_size_stays_none_and_other_values_are_one_line():
+    assert parse_size(None) is None and parse_size(None, order="wh") is None
+    for value in ((1, 2, 3), ("a", "b"), 3.5):
+        with pytest.raises(RockedgeError, match=r"give one integer or two joined by 'x', e\.g\. 512 or 384x640 \(HxW\)"):
+            parse_size(value)  # type: ignore[arg-type]
+
+
+def test_resolution_messages_speak_width_by_height():
+    with pytest.raises(RockedgeError, match=r"^--resolution '1920x': give one integer or two joined by 'x', e\.g\. "
+                                            r"1920x1080 \(WxH\)$"):
+        parse_size("1920x", order="wh", what="--resolution")
+    with pytest.raises(RockedgeError, match=r"^--resolution 9000x1080 \(WxH\) is out of range"):
+        parse_size("9000x1080", order="wh", what="--resolution")
+    with pytest.raises(RockedgeError, match=r"^--imgsz 1080x9000 \(HxW\) is out of range"):
+        parse_size("1080x9000")

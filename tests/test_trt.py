@@ -115,6 +115,69 @@ def test_manifest_compatibility_modes_and_warnings(plan):
     assert len(warns) == 1 and "built on Orin, running on Orin Nano" in warns[0]
 
 
+@pytest.mark.parametrize("built, here, ok", [
+    ("10.3.0", "10.3.0", True), ("10.3.0", "10.3.1", True), ("10.3.0", "10.4.0", True), ("8.6.1", "10.3.0", True),
+    ("10.3.0", "10.2.9", False), ("10.3.1", "10.3.0", False), ("8.6.2", "8.6.1", False), ("10.3.0", "9.9.9", False),
+    ("8.5.2", "8.6.1", False),  # 8.5 built no version-compatible plans: the flag cannot be taken at its word
+])
+def test_a_version_compatible_plan_runs_on_the_same_or_a_later_tensorrt_only(plan, built, here, ok):
+    """Down to the patch: an older TensorRT, even one patch older, never accepts a version-compatible plan."""
+    m = make_manifest(version_compatible=True, tensorrt_version=built)
+    kw = dict(tensorrt_version=here, gpu_name="Orin", compute_capability="8.7")
+    if ok:
+        assert check_manifest(m, plan, **kw) == []
+    else:
+        with pytest.raises(RockedgeError, match="same or a later TensorRT only"):
+            check_manifest(m, plan, **kw)
+
+
+@pytest.mark.parametrize("built, here", [("8.7", "8.6"), ("8.6", "8.7"), ("8.7", "7.2"), ("8.7", "9.0"),
+                                         ("8.7", "8.9")])
+def test_compute_capability_is_compared_on_major_and_minor(plan, built, here):
+    """An Orin plan (8.7) does not run on an RTX 30 (8.6) of the same major, nor the other way."""
+    m = make_manifest(compute_capability=built)
+    with pytest.raises(RockedgeError, match=rf"compute capability {built}\); this GPU is X \({here}\)"):
+        check_manifest(m, plan, tensorrt_version="8.6.2.3", gpu_name="X", compute_capability=here)
+    assert check_manifest(m, plan, tensorrt_version="8.6.2.3", gpu_name="Orin", compute_capability=built) == []
+
+
+def test_ampere_plus_needs_compute_capability_8_0_or_later(plan):
+    m = make_manifest(hardware_compatibility="ampere_plus", compute_capability="8.7")
+    for cc in ("8.0", "8.6", "8.9", "9.0"):
+        assert check_manifest(m, plan, tensorrt_version="8.6.2.3", gpu_name="G", compute_capability=cc) == []
+    with pytest.raises(RockedgeError, match="this GPU is Xavier"):
+        check_manifest(m, plan, tensorrt_version="8.6.2.3", gpu_name="Xavier", compute_capability="7.2")
+
+
+@pytest.mark.parametrize("missing, still_refused", [
+    (dict(tensorrt_version=""), dict(compute_capability="7.2")),  # the GPU is still checked
+    (dict(compute_capability="", gpu_name=""), dict(tensorrt_version="10.3.0")),  # the version is still checked
+])
+def test_a_manifest_missing_a_field_still_checks_the_others(plan, missing, still_refused):
+    """A manifest without a TensorRT version (or GPU) skips that rule, says so, and checks every rule it can."""
+    m = make_manifest(**missing)
+    here = dict(tensorrt_version="8.6.2.3", gpu_name="Orin", compute_capability="8.7")
+    (warning,) = check_manifest(m, plan, **here)
+    what = "TensorRT version" if "tensorrt_version" in missing else "GPU"
+    assert warning == (f"model.plan's manifest does not record the {what} that built it, so that is not checked here "
+                       "(TensorRT refuses a plan it cannot run when it loads it)")
+    with pytest.raises(RockedgeError, match="rebuild it on this device"):
+        check_manifest(m, plan, **{**here, **still_refused})
+
+
+def test_a_manifest_written_without_tensorrt_says_what_is_not_checked(plan):
+    """`rockedge spec write` where TensorRT is not: no version, no GPU. Both unchecked, in one warning; a replaced
+    plan is still refused."""
+    m = make_manifest(tensorrt_version="", gpu_name="", compute_capability="", cpu_arch="")
+    warnings = check_manifest(m, plan, tensorrt_version="10.3.0", gpu_name="Orin", compute_capability="8.7")
+    assert warnings == ["model.plan's manifest does not record the TensorRT version or GPU that built it, so that "
+                        "is not checked here (TensorRT refuses a plan it cannot run when it loads it)"]
+    write_manifest(plan, m)
+    plan.write_bytes(b"another engine")
+    with pytest.raises(RockedgeError, match="does not match its manifest"):
+        check_manifest(read_manifest(plan), plan, tensorrt_version="10.3.0", gpu_name="Orin", compute_capability="8.7")
+
+
 def test_a_plan_does_not_move_between_cpu_architectures(plan):
     m = make_manifest(cpu_arch="aarch64", hardware_compatibility="ampere_plus")
     with pytest.raises(RockedgeError, match="built on a aarch64 machine, this is x86_64: TensorRT plans do not move"):

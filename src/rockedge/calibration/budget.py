@@ -135,7 +135,7 @@ def fit_budget(calibration: Any, dataset: Any, *, max_drop: float, max_fp32: int
         def scored(model: Any, name: str) -> Scores:
             path = Path(tmp) / f"{name}.onnx"
             onnx.save(model, str(path))
-            with OrtBackend(path, providers=["cpu"]) as be:
+            with OrtBackend(path, providers=["cpu"], layout_note=False) as be:
                 return score(be, dataset, cls)
 
         with OrtBackend(calibration.model, providers=["cpu"]) as ref:

@@ -240,17 +240,25 @@ def check_manifest(
     later version is let through and TensorRT itself refuses what it cannot run. It runs only on the compute
     capability it was built for, unless built with the ``ampere_plus`` hardware compatibility level (then any
     GPU of capability >= 8.0). The same capability under another GPU name loads, possibly slower: a warning.
+
+    A manifest written where TensorRT was not (``rockedge spec write`` for a plan built elsewhere) records no
+    TensorRT version or GPU: each rule whose field is missing is not checked here, and a warning says which (TensorRT
+    itself refuses a plan from another version or GPU when it loads it); every recorded field is still checked.
     """
     plan = Path(plan)
     hint = rebuild_hint(plan, m)
     if not plan_checked:
         check_plan_file(m, plan, cpu_arch=cpu_arch)
-    if not m.tensorrt_version or not m.compute_capability:
-        # Written for a plan built elsewhere: TensorRT itself refuses a plan from another version or GPU.
-        return [f"{plan.name}'s manifest does not record the TensorRT version and GPU that built it"]
-    built = parse_version(m.tensorrt_version)
+    warnings = []
+    unknown = [what for what, v in (("TensorRT version", m.tensorrt_version), ("GPU", m.compute_capability)) if not v]
+    if unknown:
+        warnings.append(f"{plan.name}'s manifest does not record the {' or '.join(unknown)} that built it, so "
+                        "that is not checked here (TensorRT refuses a plan it cannot run when it loads it)")
+    built = parse_version(m.tensorrt_version) if m.tensorrt_version else None
     here = parse_version(tensorrt_version)
-    if m.version_compatible:
+    if built is None:
+        ok = True
+    elif m.version_compatible:
         ok = built[:2] >= (8, 6) and here[:3] >= built[:3]
     else:
         ok = built[:3] == here[:3]
@@ -261,18 +269,18 @@ def check_manifest(
             + (" (a version-compatible plan runs on the same or a later TensorRT only)" if m.version_compatible else "")
             + f": {hint}"
         )
-    cc_built, cc_here = parse_version(m.compute_capability), parse_version(compute_capability)
+    cc_here = parse_version(compute_capability)
     if m.hardware_compatibility == "ampere_plus":
         ok = cc_here[:2] >= (8, 0)
     else:
-        ok = cc_built[:2] == cc_here[:2]
+        ok = not m.compute_capability or parse_version(m.compute_capability)[:2] == cc_here[:2]
     if not ok:
         raise RockedgeError(
-            f"{plan.name} was built for {m.gpu_name} (compute capability {m.compute_capability}); this GPU is "
-            f"{gpu_name} ({compute_capability}): {hint}"
+            f"{plan.name} was built for {m.gpu_name or 'another GPU'} (compute capability "
+            f"{m.compute_capability or 'not recorded'}); this GPU is {gpu_name} ({compute_capability}): {hint}"
         )
-    warnings = []
-    if m.gpu_name and gpu_name and m.gpu_name != gpu_name and m.hardware_compatibility == "none":
+    same_cc_elsewhere = bool(m.compute_capability and m.gpu_name and gpu_name and m.gpu_name != gpu_name)
+    if same_cc_elsewhere and m.hardware_compatibility == "none":
         warnings.append(f"{plan.name} was built on {m.gpu_name}, running on {gpu_name} (same compute capability; "
                         "it loads, but tactics were tuned for the other GPU)")
     return warnings

@@ -139,6 +139,8 @@ class _Prepared:
 
 class _Run:
     interrupted: str | None = None  # the signal that asked the run to stop
+    writing = False  # the main thread is writing a frame: a second signal waits until it is written and counted
+    stop_now: str | None = None  # a second signal that came while a frame was written
 
     def __init__(self, seg: Segmenter, source: Source) -> None:
         self.seg = seg
@@ -323,13 +325,17 @@ STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
 def _stop_on_signals(run: _Run) -> Iterator[None]:
     """Ctrl-C, SIGTERM (``timeout``, ``docker stop``, systemd) and SIGHUP end the run between two frames: the
     handler only notes the signal, so a frame is never half written (the overlay video one frame ahead of the
-    mask video or of the summary). A second signal stops at once."""
+    mask video or of the summary). A second signal stops at once, or, while a frame is being written, as soon as
+    that frame is written and counted."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def handler(signum: int, frame: Any) -> None:
         if run.interrupted:
+            if run.writing:
+                run.stop_now = signal.Signals(signum).name
+                return
             raise KeyboardInterrupt(signal.Signals(signum).name)
         run.interrupted = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
         run.stop.set()
@@ -367,6 +373,7 @@ def _consume(run: _Run, summary: Summary, outputs: RunOutputs | None, *, progres
                     summary.stopped, summary.reason = "interrupted", run.interrupted
                 break
             f, r, st = item
+            run.writing = True  # from the video write to the count: one frame, all of it or none (see the handler)
             t0 = time.perf_counter()
             if outputs is not None:
                 outputs.write(f, r.overlay, r.mask)
@@ -380,6 +387,9 @@ def _consume(run: _Run, summary: Summary, outputs: RunOutputs | None, *, progres
             if sizes is not None and r.rocks is not None:
                 sizes.add(r.rocks)
             frames += 1
+            run.writing = False
+            if run.stop_now:
+                raise KeyboardInterrupt(run.stop_now)
             bar.update(1)
             if show and r.overlay is not None and _show(r.overlay):
                 summary.stopped, summary.reason = "interrupted", "closed by the user"
