@@ -168,7 +168,8 @@ class Segmenter:
             if not self.nonfinite_frames:
                 warn(f"the model emitted {bad} non-finite logits (NaN/Inf) in one batch; masks of such frames are "
                      "meaningless (a diverged or damaged model?): counted in the summary, not repeated")
-            self.nonfinite_frames += count
+            per_frame = ~np.isfinite(out.reshape(count, -1)).all(axis=1)  # only the frames that hold NaN/Inf
+            self.nonfinite_frames += int(per_frame.sum())
         masks = to_masks(out, self.spec)
         if masks.max(initial=0) >= self.spec.num_classes:
             raise RockedgeError(
