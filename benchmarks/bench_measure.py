@@ -22,7 +22,6 @@ import argparse
 import json
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import cv2
@@ -30,16 +29,6 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-
-
-def median_ms(fn, runs: int) -> float:  # noqa: ANN001
-    fn()
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return round(1e3 * float(np.median(times)), 3)
 
 
 def score(name: str, ds, masks, split_fn) -> dict:  # noqa: ANN001
@@ -69,10 +58,13 @@ def main() -> int:
     ap.add_argument("--imgsz", type=int, default=192)
     ap.add_argument("--seed", type=int, default=123)
     ap.add_argument("--runs", type=int, default=40)
+    ap.add_argument("--scene", choices=("scatter", "pile", "mixed"), default="scatter",
+                    help="the generated scenes to score on (data synth --scene)")
     ap.add_argument("--data", type=Path, default=None, help="score this dataset (with instance masks) instead")
+    ap.add_argument("--name", default="measure", help="results file name: <date>-<machine>-<name>.json")
     args = ap.parse_args()
 
-    from results import results_path
+    from results import median_ms, results_path
 
     from rockedge.benchmark import machine_info
     from rockedge.data.datasets import open_dataset
@@ -86,10 +78,11 @@ def main() -> int:
         raise SystemExit(f"error: {args.model} not found: run bash scripts/demo.sh first, or pass --model")
     with tempfile.TemporaryDirectory() as tmp:
         data = args.data or write_synth_dataset(Path(tmp) / "d", n=args.n, size_hw=(args.imgsz, args.imgsz),
-                                                seed=args.seed, progress=False)
+                                                seed=args.seed, progress=False, scene=args.scene)
         ds = open_dataset(data, "all")
         rows = []
         with Segmenter(args.model, draw=False) as seg:
+            b = seg.spec.boundary_index
             masks, truths = [], []
             for i in range(len(ds)):
                 img, cls = ds[i]
@@ -98,9 +91,16 @@ def main() -> int:
                 fh, fw = geom.frame_hw
                 masks.append((small, (fw / small.shape[1], fh / small.shape[0])))
                 truths.append(((cls == 1).astype(np.uint8), (1.0, 1.0)))
-            for h in (0.1, split_mod.H_LOG, 0.4):
-                tag = "default" if h == split_mod.H_LOG else f"h={h}"
-                rows.append(score(f"model mask, split ({tag})", ds, masks, lambda m, h=h: split_rocks(m, h=h)))
+            if b is not None:  # a boundary model: its interiors seed the rocks (what run --measure does) ...
+                rows.append(score("boundary model, interiors (default)", ds, masks,
+                                  lambda m: split_rocks(m, interior=(m != 0) & (m != b))))
+                # ... against the same model's rims counted as rock and split like any rock mask
+                rows.append(score("boundary model, rims as rock, distance split", ds, masks,
+                                  lambda m: split_rocks((m != 0).astype(np.uint8))))
+            else:
+                for h in (0.1, split_mod.H_LOG, 0.4):
+                    tag = "default" if h == split_mod.H_LOG else f"h={h}"
+                    rows.append(score(f"model mask, split ({tag})", ds, masks, lambda m, h=h: split_rocks(m, h=h)))
             rows.append(score("model mask, connected components", ds, masks,
                               lambda m: cv2.connectedComponents((m > 0).astype(np.uint8), connectivity=8)[1]))
             rows.append(score("true mask, split (ceiling)", ds, truths, lambda m: split_rocks(m)))
@@ -109,9 +109,14 @@ def main() -> int:
             x, geom = seg.prepare_frame(frame)
             small_mask = seg.infer(seg.collate([x]), 1)[0]
             cost = {"frame": "1920x1080", "model_mask": list(small_mask.shape)}
+            cost["postprocess_nodraw_ms"] = median_ms(lambda: seg.postprocess(frame, small_mask, geom), args.runs)
+            seg.draw = True
             cost["postprocess_ms"] = median_ms(lambda: seg.postprocess(frame, small_mask, geom), args.runs)
             seg.measure = True
             cost["postprocess_measure_ms"] = median_ms(lambda: seg.postprocess(frame, small_mask, geom), args.runs)
+            seg.draw = False
+            cost["postprocess_measure_nodraw_ms"] = median_ms(lambda: seg.postprocess(frame, small_mask, geom),
+                                                              args.runs)
             seg.draw, seg.contours = True, True
             cost["postprocess_measure_outlines_ms"] = median_ms(lambda: seg.postprocess(frame, small_mask, geom),
                                                                 args.runs)
@@ -123,7 +128,7 @@ def main() -> int:
             cost["rocks_in_frame"] = int(labels.max())
 
     report = {"benchmark": "measure", "machine": machine_info(), "model": str(args.model),
-              "data": {"n": args.n, "imgsz": args.imgsz, "seed": args.seed, "images": len(ds),
+              "data": {"n": args.n, "imgsz": args.imgsz, "seed": args.seed, "scene": args.scene, "images": len(ds),
                        "source": str(args.data) if args.data else "rockedge data synth"},
               "quality": rows, "cost": cost}
     print(f"{'method':<40}{'F1':>7}{'prec':>7}{'recall':>8}{'count err':>11}{'P50 err':>9}{'|P50|':>7}{'P80 err':>9}")
@@ -133,10 +138,12 @@ def main() -> int:
         print(f"{r['method']:<40}{100 * r['instance_f1']:>7.1f}{100 * r['instance_precision']:>7.1f}"
               f"{100 * r['instance_recall']:>8.1f}{pct(r['count_error']):>11}{pct(r['p50_error']):>9}"
               f"{100 * r['abs_p50_error']:>7.1f}{pct(r['p80_error']):>9}")
-    print(f"\n1080p post-process p50: {cost['postprocess_ms']} ms, with --measure {cost['postprocess_measure_ms']} ms, "
-          f"with outlines {cost['postprocess_measure_outlines_ms']} ms (split {cost['split_ms']} ms, measure "
-          f"{cost['measure_ms']} ms, {cost['rocks_in_frame']} rocks, mask {cost['model_mask']})")
-    out = results_path("measure")
+    print(f"\n1080p post-process p50 (overlay drawn): {cost['postprocess_ms']} ms, with --measure "
+          f"{cost['postprocess_measure_ms']} ms, with --measure --contours {cost['postprocess_measure_outlines_ms']} ms; "
+          f"no overlay: {cost['postprocess_nodraw_ms']} ms, with --measure {cost['postprocess_measure_nodraw_ms']} ms "
+          f"(split {cost['split_ms']} ms, measure {cost['measure_ms']} ms, {cost['rocks_in_frame']} rocks, mask "
+          f"{cost['model_mask']})")
+    out = results_path(args.name)
     out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {out}")
     return 0

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 import cv2
@@ -23,16 +22,6 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-
-
-def median_ms(fn, runs: int) -> float:  # noqa: ANN001
-    fn()
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return round(1e3 * float(np.median(times)), 3)
 
 
 def overlay_before(frame: np.ndarray, mask: np.ndarray, lut: np.ndarray) -> np.ndarray:
@@ -52,9 +41,10 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=60)
     args = ap.parse_args()
 
-    from results import results_path
+    from results import median_ms, results_path
 
     from rockedge.benchmark import machine_info
+    from rockedge.measure import measure_mask
     from rockedge.data.synth import render_scene
     from rockedge.runtime.overlay import colorize, draw_overlay, mask_stats, palette_lut, scratch
     from rockedge.runtime.preprocess import content, fit, restore_mask
@@ -86,12 +76,9 @@ def main() -> int:
         }
         stages["before_total"] = round(stages["restore_mask"] + stages["before_overlay"]
                                        + stages["before_stats_at_frame_size"], 3)
-        try:
-            from rockedge.measure import measure_frame
-
-            stages["measure_rocks"] = median_ms(lambda: measure_frame(small, geom), max(10, args.runs // 3))
-        except ImportError:
-            pass
+        c = content(small, geom)  # --measure: split and measure the rocks at model resolution, sizes in frame pixels
+        stages["measure_rocks"] = median_ms(lambda: measure_mask(c, scale=(1920 / c.shape[1], 1080 / c.shape[0])),
+                                            args.runs)
         rows.append({"frame": "1920x1080", "mask_hw": list(hw), "rock_fraction": round(float(small.mean()), 3),
                      "ms": stages, "runs": args.runs, "opencv_threads": cv2.getNumThreads()})
     keys = list(rows[0]["ms"])

@@ -42,3 +42,18 @@ def machine_tag() -> str:
 def results_path(name: str) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     return RESULTS / f"{_dt.date.today().isoformat()}-{machine_tag()}-{name}.json"
+
+
+def median_ms(fn, runs: int) -> float:  # noqa: ANN001
+    """Median wall milliseconds of ``runs`` calls of ``fn`` after one warm-up call."""
+    import time
+
+    import numpy as np
+
+    fn()
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return round(1e3 * float(np.median(times)), 3)
