@@ -104,10 +104,16 @@ def test_cuda_python_newer_than_the_driver_gets_the_pin(monkeypatch):
 
 
 def test_a_tensorrt_package_that_does_not_import_is_reported_with_its_error(tmp_path, monkeypatch):
+    import importlib
+
     pkg = tmp_path / "site" / "tensorrt"
     pkg.mkdir(parents=True)
     (pkg / "__init__.py").write_text("raise ImportError('libnvinfer.so.10: cannot open shared object file')\n")
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    # whatever another test imported as tensorrt (a fake) must not answer for this package
+    for name in [m for m in sys.modules if m == "tensorrt" or m.startswith("tensorrt.")]:
+        monkeypatch.delitem(sys.modules, name)
+    importlib.invalidate_caches()
     try:
         c = tensorrt_check(on_jetson=False)
         assert c.status == "warn" and c.detail == ("installed but not usable: ImportError: libnvinfer.so.10: cannot "
