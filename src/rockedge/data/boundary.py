@@ -58,6 +58,7 @@ class BoundaryTargets(Sequence):
     def __init__(self, ds: Any, index: int, width: int = WIDTH_PX) -> None:
         self.ds, self.boundary, self.width = ds, index, width
         self.samples = ds.samples
+        self.classes, self.palette = boundary_classes(ds.classes, ds.palette)
 
     def __len__(self) -> int:
         return len(self.ds)

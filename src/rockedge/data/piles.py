@@ -32,7 +32,9 @@ from rockedge.data.procedural import (
     _motion_blur,
     fbm,
     instance_ids,
+    outline_distance,
     rock_polygons,
+    zbuffer,
 )
 
 # Materials of a pile: base RGB, grain (fine speckle), mottle (blotches), banding, dark speckle share.
@@ -153,40 +155,27 @@ def _place_faceted(rng: np.random.Generator, rock_id: np.ndarray, height: np.nda
                    pts: np.ndarray, r: float, tall: float, base: float) -> None:
     """Z-buffer one crushed rock into the height field: a dome over its outline, cut by 4-8 random planes (flat
     facets with sharp edges), standing ``base`` above what lies under it."""
-    h, w = rock_id.shape
-    lo, hi = pts.min(0), pts.max(0)
-    x0, y0 = int(math.floor(x + lo[0])) - 2, int(math.floor(y + lo[1])) - 2
-    x1, y1 = int(math.ceil(x + hi[0])) + 2, int(math.ceil(y + hi[1])) + 2
-    cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
-    m = int(rng.integers(4, 9))
+    m = int(rng.integers(4, 9))  # drawn before the window is known: the scene is the same whether the rock shows
     normals = rng.normal(0, 1, (m, 2))
     normals *= (rng.uniform(0.5, 1.3, m) / np.maximum(np.linalg.norm(normals, axis=1), 1e-6))[:, None]
     offsets = rng.uniform(0.75, 1.1, m)
-    if cx1 - cx0 < 2 or cy1 - cy0 < 2:
+    found = outline_distance(rock_id.shape, x, y, pts)
+    if found is None:
         return
-    local = np.zeros((y1 - y0, x1 - x0), np.uint8)
-    poly = np.round((pts + (x - x0, y - y0)) * 16).astype(np.int32)
-    cv2.fillPoly(local, [poly], 1, lineType=cv2.LINE_8, shift=4)
-    dist = cv2.distanceTransform(local, cv2.DIST_L2, 3)
-    lsl = (slice(cy0 - y0, cy1 - y0), slice(cx0 - x0, cx1 - x0))
-    dist = dist[lsl]
+    sl, dist = found
     inside = dist > 0
     if not inside.any():
         return
     core = max(float(dist.max()), 1.0)
     t = np.minimum(dist * (1.0 / core), 1.0)
     dome = 1 - (1 - t) ** 2.2
-    vv, uu = np.mgrid[cy0:cy1, cx0:cx1].astype(np.float32)
+    vv, uu = np.mgrid[sl].astype(np.float32)
     uu = (uu - x) / max(r, 1.0)
     vv = (vv - y) / max(r, 1.0)
     cut = np.min(offsets[:, None, None] - normals[:, 0, None, None] * uu - normals[:, 1, None, None] * vv, axis=0)
     shape = np.minimum(dome, np.maximum(cut, 0.0) + 0.15 * dome)
-    sl = (slice(cy0, cy1), slice(cx0, cx1))
-    hp = height[sl]
-    rock_h = float(hp[inside].max(initial=0.0)) * 0.5 + base + shape.astype(np.float32) * tall
-    vis = inside & (rock_h > hp)
-    hp[vis] = rock_h[vis]
-    rock_id[sl][vis] = k
+    under = float(height[sl][inside].max(initial=0.0))
+    zbuffer(rock_id, height, sl, inside, under * 0.5 + base + shape.astype(np.float32) * tall, k)
 
 
 def _scale_object(rng: np.random.Generator, img: np.ndarray, kind: str, light: np.ndarray, ref: float) -> np.ndarray:

@@ -282,30 +282,45 @@ def _place_rock(
     bumpy: float,
 ) -> None:
     """Z-buffer one rock dome into the height field; the visible rock at a pixel is the highest one."""
-    h, w = rock_id.shape
-    pad = 2
-    lo, hi = pts.min(0), pts.max(0)
-    x0, y0 = int(math.floor(x + lo[0])) - pad, int(math.floor(y + lo[1])) - pad
-    x1, y1 = int(math.ceil(x + hi[0])) + pad, int(math.ceil(y + hi[1])) + pad
-    cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
-    if cx1 - cx0 < 2 or cy1 - cy0 < 2:
+    found = outline_distance(rock_id.shape, x, y, pts)
+    if found is None:
         return
-    local = np.zeros((y1 - y0, x1 - x0), np.uint8)
-    # 4 fractional bits: sub-pixel outlines so small rocks are not all pixel staircase.
-    poly = np.round((pts + (x - x0, y - y0)) * 16).astype(np.int32)
-    cv2.fillPoly(local, [poly], 1, lineType=cv2.LINE_8, shift=4)
-    dist = cv2.distanceTransform(local, cv2.DIST_L2, 3)
-    lsl = (slice(cy0 - y0, cy1 - y0), slice(cx0 - x0, cx1 - x0))
-    dist = dist[lsl]
+    sl, dist = found
     inside = dist > 0
     core = max(float(dist.max()), 1.0)
     if core <= 1.0 and not inside.any():
         return
     # Rounded flanks and a flattish top.
     t = np.minimum(dist * (1.0 / (core * flank)), 1.0)
-    sl = (slice(cy0, cy1), slice(cx0, cx1))
     hp = height[sl]
-    rock_h = (float(hp.min()) + lift) + (1 - (1 - t) ** power) * tall + facet[sl] * bumpy
+    zbuffer(rock_id, height, sl, inside, (float(hp.min()) + lift) + (1 - (1 - t) ** power) * tall + facet[sl] * bumpy, k)
+
+
+def outline_distance(shape: tuple[int, ...], x: float, y: float,
+                     pts: np.ndarray) -> tuple[tuple[slice, slice], np.ndarray] | None:
+    """A rock outline ``pts`` placed at (x, y), rasterised with sub-pixel precision: the frame slices it covers and
+    each pixel's distance to its edge (0 outside it), or None when it lies (almost) off the frame."""
+    h, w = shape[:2]
+    pad = 2
+    lo, hi = pts.min(0), pts.max(0)
+    x0, y0 = int(math.floor(x + lo[0])) - pad, int(math.floor(y + lo[1])) - pad
+    x1, y1 = int(math.ceil(x + hi[0])) + pad, int(math.ceil(y + hi[1])) + pad
+    cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+    if cx1 - cx0 < 2 or cy1 - cy0 < 2:
+        return None
+    local = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    # 4 fractional bits: sub-pixel outlines so small rocks are not all pixel staircase.
+    poly = np.round((pts + (x - x0, y - y0)) * 16).astype(np.int32)
+    cv2.fillPoly(local, [poly], 1, lineType=cv2.LINE_8, shift=4)
+    dist = cv2.distanceTransform(local, cv2.DIST_L2, 3)
+    return (slice(cy0, cy1), slice(cx0, cx1)), dist[cy0 - y0:cy1 - y0, cx0 - x0:cx1 - x0]
+
+
+def zbuffer(rock_id: np.ndarray, height: np.ndarray, sl: tuple[slice, slice], inside: np.ndarray,
+            rock_h: np.ndarray, k: int) -> None:
+    """Rock ``k`` (heights ``rock_h`` over ``sl``) is the visible one wherever it is inside its outline and higher
+    than what is there."""
+    hp = height[sl]
     vis = inside & (rock_h > hp)
     hp[vis] = rock_h[vis]
     rock_id[sl][vis] = k

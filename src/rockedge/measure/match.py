@@ -76,8 +76,8 @@ def match(truth: np.ndarray, pred: np.ndarray, *, iou: float = IOU, sparse: bool
     used_t: set[int] = set()
     used_p: set[int] = set()
     for flat in np.argsort(-scores, axis=None, kind="stable"):
-        i, j = divmod(int(flat), scores.shape[1]) if scores.size else (0, 0)
-        s = float(scores[i, j]) if scores.size else 0.0
+        i, j = divmod(int(flat), scores.shape[1])
+        s = float(scores[i, j])
         if s < iou:
             break
         if i in used_t or j in used_p:

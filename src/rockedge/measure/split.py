@@ -148,11 +148,12 @@ def split_rocks(mask: np.ndarray, *, interior: np.ndarray | None = None, h: floa
     if not fg.any():
         return np.zeros(mask.shape, np.int32)
     region = fg.astype(bool)
-    dist = distance(fg)
+    dist = None
     if interior is not None:  # the interiors, split like a rock mask (a model's rims are often broken), seed the rocks
         inner = ((interior != 0) & region).view(np.uint8)
         seeds = split_rocks(inner, h=H_INTERIOR, c=c, min_area=1) if inner.any() else np.zeros(mask.shape, np.int32)
     else:
+        dist = distance(fg)
         seeds = markers(dist, region, h, c)
     # every region needs a seed: one without any (a sliver below every top, a boundary-only blob) is one rock
     n, comp = cv2.connectedComponents(fg, connectivity=8)
@@ -162,7 +163,7 @@ def split_rocks(mask: np.ndarray, *, interior: np.ndarray | None = None, h: floa
     if orphan.any():
         seeds = seeds.copy()
         seeds[orphan] = comp[orphan] + int(seeds.max())
-    labels = assign(dist, seeds, region) if interior is None else assign_nearest(seeds, region)
+    labels = assign(dist, seeds, region) if dist is not None else assign_nearest(seeds, region)
     if min_area > 1:
         sizes = np.bincount(labels.ravel())
         small = sizes < min_area

@@ -171,17 +171,21 @@ class VideoSink(TempFileSink):
         check_video(self.tmp, self.count, self.target)
 
 
-class JsonLinesSink(TempFileSink):
-    """One JSON object per frame, flushed as it goes, renamed into place at the end."""
+class TextSink(TempFileSink):
+    """A text file written as it goes (one item per :meth:`_write`), renamed into place at the end; a failed write
+    names the target, not the temporary."""
 
-    def __init__(self, target: Path) -> None:
+    def __init__(self, target: Path, header: str = "") -> None:
         super().__init__(target)
-        self._fh: IO[str] | None = open(self.tmp, "w", encoding="utf-8")
+        self._fh: IO[str] | None = open(self.tmp, "w", encoding="utf-8", newline="")
+        if header:
+            with naming(self.target):
+                self._fh.write(header)
 
-    def write(self, record: dict[str, Any]) -> None:
+    def _write(self, text: str) -> None:
         assert self._fh is not None
         with naming(self.target):
-            self._fh.write(json.dumps(record, separators=(",", ":"), allow_nan=False, default=str) + "\n")
+            self._fh.write(text)
         self.count += 1
 
     def _close(self) -> None:
@@ -189,6 +193,13 @@ class JsonLinesSink(TempFileSink):
             fh, self._fh = self._fh, None
             with naming(self.target):
                 fh.close()
+
+
+class JsonLinesSink(TextSink):
+    """One JSON object per frame, flushed as it goes, renamed into place at the end."""
+
+    def write(self, record: dict[str, Any]) -> None:
+        self._write(json.dumps(record, separators=(",", ":"), allow_nan=False, default=str) + "\n")
 
 
 class ImageSink:
@@ -226,33 +237,19 @@ class ImageSink:
         """Images already written are complete files; they stay."""
 
 
-class RocksCsvSink(TempFileSink):
+class RocksCsvSink(TextSink):
     """``<out>.rocks.csv``: one row per rock of every frame (``rockedge run --measure``), sizes in the run's unit
     (mm with --scale, else px), centroids in frame pixels; flushed as it goes, renamed into place at the end."""
 
     def __init__(self, target: Path, unit: str) -> None:
-        super().__init__(target)
-        self.unit = unit
-        self._fh: IO[str] | None = open(self.tmp, "w", encoding="utf-8", newline="")
         u = unit
-        with naming(self.target):
-            self._fh.write(f"frame,name,rock,area_{u}2,diameter_{u},short_{u},long_{u},cx_px,cy_px\n")
+        super().__init__(target, f"frame,name,rock,area_{u}2,diameter_{u},short_{u},long_{u},cx_px,cy_px\n")
 
     def write(self, frame: int, name: str | None, rows: list[dict[str, Any]]) -> None:
-        assert self._fh is not None
         label = _csv_field(name or "")
-        lines = "".join(
+        self._write("".join(
             f"{frame},{label},{r['id']},{r['area']:.6g},{r['diameter']:.6g},{r['short']:.6g},{r['long']:.6g},"
-            f"{r['cx']:.2f},{r['cy']:.2f}\n" for r in rows)
-        with naming(self.target):
-            self._fh.write(lines)
-        self.count += 1
-
-    def _close(self) -> None:
-        if self._fh is not None:
-            fh, self._fh = self._fh, None
-            with naming(self.target):
-                fh.close()
+            f"{r['cx']:.2f},{r['cy']:.2f}\n" for r in rows))
 
 
 def _csv_field(text: str) -> str:

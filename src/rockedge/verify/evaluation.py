@@ -152,9 +152,7 @@ def boundary_view(spec: ModelSpec, ds: Any) -> Any:
         return ds
     if not ds.has_instances:
         return ds
-    view = BoundaryTargets(ds, b)
-    view.classes, view.palette = spec.classes, spec.palette  # type: ignore[attr-defined]
-    return view
+    return BoundaryTargets(ds, b)
 
 
 def adopt_dataset_classes(backend: Backend, classes: Sequence[str], palette: Sequence[tuple[int, int, int]],
