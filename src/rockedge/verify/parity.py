@@ -219,6 +219,9 @@ def score(ref: BackendRun, cand: BackendRun, *, budget: ParityBudget, size: tupl
           frame_source: str = "") -> ParityReport:
     """Compare two sets of outputs frame by frame and hold them to ``budget``."""
     rspec, cspec = ref.spec, cand.spec
+    if not ref.outputs or len(ref.outputs) != len(cand.outputs):
+        raise RockedgeError(f"nothing to compare: {len(ref.outputs)} reference and {len(cand.outputs)} candidate "
+                            "outputs (each side needs one per frame)")
     logits = rspec.output_format == "logits" and cspec.output_format == "logits"
     n_cls = rspec.num_classes
     t = _Tally(MaskAgreement(n_cls), MaskAgreement(n_cls), np.zeros(n_cls, np.int64))
@@ -226,6 +229,8 @@ def score(ref: BackendRun, cand: BackendRun, *, budget: ParityBudget, size: tupl
     scale = max([1.0] + [float(np.abs(r).max()) for r in finite]) if rspec.output_format == "logits" else 1.0
     tie_margin = None if budget.tie_margin is None else budget.tie_margin * scale
     for r, c in zip(ref.outputs, cand.outputs):
+        _check_channels("reference", r, rspec)
+        _check_channels("candidate", c, cspec)
         if logits:
             if r.shape != c.shape:
                 raise RockedgeError(f"output shapes differ: {r.shape} vs {c.shape}")
@@ -240,10 +245,12 @@ def score(ref: BackendRun, cand: BackendRun, *, budget: ParityBudget, size: tupl
         if ma.shape != mb.shape:
             raise RockedgeError(f"mask shapes differ: {ma.shape} vs {mb.shape}")
         t.raw.update(ma, mb)
-        if tie_margin is not None and rspec.output_format == "logits" and r.shape[0] > 1:
-            top2 = np.partition(r, r.shape[0] - 2, axis=0)[-2:]
+        if tie_margin is not None and rspec.output_format == "logits":  # a spec has >= 2 classes
+            # A tie is between the two highest reference logits; only a switch to the other of those two is one.
+            two = np.argpartition(r, r.shape[0] - 2, axis=0)[-2:]
+            top2 = np.take_along_axis(r, two, axis=0)
             tie = (top2[1] - top2[0]) <= tie_margin
-            flips = tie & (ma != mb)
+            flips = tie & (ma != mb) & ((mb == two[0]) | (mb == two[1]))
             t.tie_pixels += int(tie.sum())
             t.tie_flips += int(flips.sum())
             mb = np.where(flips, ma, mb)
@@ -267,7 +274,7 @@ def score(ref: BackendRun, cand: BackendRun, *, budget: ParityBudget, size: tupl
         raw_agreement=float(t.raw.agreement),
         tie_pixels=t.tie_pixels,
         tie_flips=t.tie_flips,
-        reference_class_share={n: float(c / max(1, t.counts.sum())) for n, c in zip(rspec.classes, t.counts)},
+        reference_class_share={n: float(c / t.counts.sum()) for n, c in zip(rspec.classes, t.counts)},
         seconds={"reference": round(ref.seconds, 3), "candidate": round(cand.seconds, 3)},
         logit_scale=scale,
         nonfinite={"reference": ref.nonfinite, "candidate": cand.nonfinite},
@@ -278,9 +285,15 @@ def score(ref: BackendRun, cand: BackendRun, *, budget: ParityBudget, size: tupl
     return report
 
 
+def _check_channels(side: str, out: np.ndarray, spec: ModelSpec) -> None:
+    if spec.output_format == "logits" and out.shape[0] != spec.num_classes:
+        raise RockedgeError(f"the {side} output has {out.shape[0]} channels but its spec names {spec.num_classes} "
+                            f"classes ({', '.join(spec.classes)})")
+
+
 def _warnings(r: ParityReport, t: _Tally) -> list[str]:
     out = []
-    pixels = max(1, t.raw.pixels)
+    pixels = t.raw.pixels  # > 0: score() refuses an empty comparison
     if t.tie_pixels > 0.5 * pixels:
         out.append(f"{t.tie_pixels / pixels * 100:.0f} % of pixels are near-ties: the reference's logits are "
                    "flat (untrained model?), so agreement proves little")
