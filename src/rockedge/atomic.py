@@ -69,16 +69,17 @@ def _tag(stem: str, budget: int) -> str:
     return f"{head}-{hashlib.sha1(os.fsencode(stem)).hexdigest()[:8]}"
 
 
-def _base(target: Path, kind: str) -> str:
-    """What a temporary name is made from: a file's stem, a folder's whole name (``.new``/``.old`` halves)."""
-    return target.name if kind in ("new", "old") and not target.suffix else target.stem
+def _base(target: Path, kind: str, suffix: str) -> str:
+    """What a temporary name is made from: a file's stem (its suffix ends the name), a folder's whole name (the
+    ``.new``/``.old`` halves of a swap have no suffix: ``ds.v1``'s must not be ``ds.v2``'s)."""
+    return target.name if kind in ("new", "old") and not suffix else target.stem
 
 
 def temp_name(target: Path, kind: str = "tmp", suffix: str | None = None) -> str:
     """``.<stem>.<pid>-<random>.<kind><suffix>`` for ``target``, at most :data:`NAME_MAX` bytes."""
     suffix = target.suffix if suffix is None else suffix
     fixed = f"..{os.getpid()}-00000000.{kind}{suffix}"
-    tag = _tag(_base(target, kind), NAME_MAX - len(os.fsencode(fixed)) - 1)
+    tag = _tag(_base(target, kind, suffix), NAME_MAX - len(os.fsencode(fixed)) - 1)
     return f".{tag}.{os.getpid()}-{secrets.token_hex(4)}.{kind}{suffix}"
 
 
@@ -89,10 +90,12 @@ def _owned(name: str, target: Path) -> tuple[str, int] | None:
         return None
     kind = m.group("kind")
     budget = NAME_MAX - len(f"..{m.group('pid')}-00000000.{kind}{m.group('suffix')}".encode()) - 1
-    if m.group("stem") != _tag(_base(target, kind), budget):
+    if m.group("stem") != _tag(_base(target, kind, m.group("suffix")), budget):
         return None
     if kind == "tmp" and not m.group("suffix").endswith(target.suffix):
         return None
+    if kind != "tmp" and m.group("suffix") not in ("", target.suffix):
+        return None  # a file moved aside keeps its suffix (folder halves have none): out.rocks.png's is not .csv's
     return kind, int(m.group("pid"))
 
 
