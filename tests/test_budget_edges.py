@@ -14,6 +14,8 @@ the loop's own arithmetic is what is tested.
 
 from __future__ import annotations
 
+import io
+import re
 from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
@@ -287,7 +289,8 @@ def test_budget_overrides_are_fractions_and_known_fields():
 def fake_budget(monkeypatch):
     """``fit(layers, ious, **kw)``: fit_budget over a model with ``layers`` quantized layers, where the model with
     ``k`` layers kept in FP32 scores ``ious[k]`` (``ious["fp32"]`` for the FP32 model) rock IoU. The layer ranking
-    puts the last layer first. Returns the result and the calls made."""
+    puts the last layer first. Each variant is scored from the file it was saved to. Returns the result and the calls
+    made."""
     import onnx
 
     from rockedge.calibration import budget as mod
@@ -295,6 +298,7 @@ def fake_budget(monkeypatch):
 
     calls: dict[str, list] = {"sensitivity": [], "with_fp32": []}
     state: dict = {}
+    saved: dict[Path, object] = {}  # path -> the model onnx.save wrote there
 
     class Graph:
         def __init__(self, model, float_model=None):
@@ -308,6 +312,12 @@ def fake_budget(monkeypatch):
         def __init__(self, path, **kw):
             self.path = Path(path)
             self.spec = SPEC
+            if self.path == Path("fp32.onnx"):
+                self.model = "fp32"
+            elif self.path in saved:
+                self.model = saved[self.path]
+            else:
+                raise FileNotFoundError(self.path)
 
         def __enter__(self):
             return self
@@ -316,8 +326,7 @@ def fake_budget(monkeypatch):
             pass
 
     def fake_score(be, dataset, cls):
-        key = be.path.stem
-        iou = state["ious"]["fp32" if key == "fp32" else int(key[len("kept"):])]
+        iou = state["ious"][be.model]  # "fp32", or the number of layers the saved variant keeps in FP32
         return Scores(iou=iou, miou=iou, ms_per_image=1.0, images=20, class_pixels=50_000)
 
     def fake_sensitivity(fp32, graph, feeds):
@@ -325,7 +334,7 @@ def fake_budget(monkeypatch):
         return [(n, float(i)) for i, n in enumerate(reversed(graph.quantized_nodes))]
 
     monkeypatch.setattr(onnx, "load", lambda path: "fp32-model")
-    monkeypatch.setattr(onnx, "save", lambda model, path: None)
+    monkeypatch.setattr(onnx, "save", lambda model, path: saved.__setitem__(Path(path), model))
     monkeypatch.setattr(mod, "quantize", lambda calibration, target: "qdq-model")
     monkeypatch.setattr(mod, "QdqGraph", Graph)
     monkeypatch.setattr(mod, "OrtBackend", Backend)
@@ -336,8 +345,9 @@ def fake_budget(monkeypatch):
 
     def fit(layers: int, ious: dict, **kw):
         state.update(layers=layers, ious=ious)
+        saved.clear()
         calibration = SimpleNamespace(model=Path("fp32.onnx"))
-        model, result = mod.fit_budget(calibration, dataset=[], progress=False, **kw)
+        model, result = mod.fit_budget(calibration, dataset=[], **{"progress": False, **kw})
         return model, result, calls
 
     return fit
@@ -395,3 +405,46 @@ def test_int8_budget_arguments_are_checked(fake_budget):
         fake_budget(10, flat(0.75, 0.75), max_drop=-0.5)
     with pytest.raises(RockedgeError, match="--max-fp32 must be >= 0 layers, got -1"):
         fake_budget(10, flat(0.75, 0.75), max_drop=1.0, max_fp32=-1)
+
+
+def test_when_keeping_layers_does_not_help_the_fully_quantized_int8_drop_is_kept(fake_budget):
+    """No step within budget and every step with layers in FP32 worse than none: the INT8 model, nothing kept."""
+    ious = {"fp32": 0.75, 0: 0.74, 1: 0.70, 2: 0.72, 4: 0.73, 5: 0.71}
+    model, r, _ = fake_budget(10, ious, max_drop=0.5)
+    assert not r.passed and r.chosen == 0 and model == 0 and r.kept == []
+    assert [s.drop_points for s in r.steps] == pytest.approx([1.0, 5.0, 3.0, 2.0, 4.0])
+
+
+@pytest.mark.parametrize("max_drop", [0.0, 0.5])
+def test_int8_budget_of_zero_or_a_fraction_of_a_point_is_accepted(fake_budget, max_drop):
+    model, r, _ = fake_budget(10, flat(0.75, 0.75), max_drop=max_drop)  # INT8 loses nothing here
+    assert r.passed and r.chosen == 0 and model == 0 and r.max_drop == max_drop
+
+
+def test_int8_budget_progress_counts_each_step_and_shows_its_drop(fake_budget, monkeypatch):
+    from rockedge.calibration import budget as mod
+    from rockedge.console import LineProgress
+
+    bars: list = []
+
+    class Bar(LineProgress):
+        closed = False
+
+        def close(self) -> None:
+            self.closed = True
+            super().close()
+
+    def progress(*, total, desc, unit, enabled):
+        bars.append(Bar(total=total, desc=desc, unit=unit, interval=0, file=io.StringIO()))  # a line per update
+        bars[-1].enabled = enabled
+        return bars[-1]
+
+    monkeypatch.setattr(mod, "console_progress", progress)
+    fake_budget(10, flat(0.75, 0.5), max_drop=1.0, progress=True)  # 5 steps, none within budget
+    (bar,) = bars
+    lines = bar.file.getvalue().splitlines()
+    assert bar.enabled and bar.closed and bar.n == bar.total == 5 and len(lines) == 5
+    for i, (line, kept) in enumerate(zip(lines, [0, 1, 2, 4, 5]), 1):
+        assert re.fullmatch(rf"int8 budget: {i}/5 step .*\[kept {kept} fp32, drop 25\.00p, \d+s\]", line), line
+    fake_budget(10, flat(0.75, 0.75), max_drop=1.0)  # within budget at once; quiet unless asked
+    assert not bars[1].enabled and bars[1].n == 1 and bars[1].closed

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
-from rockedge.runtime.preprocess import fit, normalize, prepare, restore_mask, to_masks
+from rockedge.errors import RockedgeError
+from rockedge.runtime.preprocess import Geometry, content, fit, normalize, prepare, restore_mask, to_masks
 from rockedge.spec import ModelSpec
 
 SPEC = ModelSpec(arch="deeplabv3_mobilenet_v3_large", input_size=(48, 64))
@@ -76,3 +78,75 @@ def test_letterbox_restore_is_the_content_exactly_and_nothing_of_the_bars(frame_
     colour = np.stack([small * 40, small * 80, small * 20], axis=-1).astype(np.uint8)  # an image made from the mask
     np.testing.assert_array_equal(restore_mask(colour, geom), np.kron(colour[top : top + h, left : left + w],
                                                                       np.ones((2, 2, 1), np.uint8)))
+
+
+# -- the letterbox geometry, exactly ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("frame", [
+    np.zeros((48, 64), np.uint8),  # greyscale
+    np.zeros((48, 64, 4), np.uint8),  # BGRA
+    np.zeros((48, 64, 1), np.uint8),
+    np.zeros((48, 64, 3), np.float32),  # already converted
+    np.zeros((48, 64, 3), np.uint16),
+    np.zeros((2, 48, 64, 3), np.uint8),  # a batch, not a frame
+])
+@pytest.mark.parametrize("mode", ["resize", "letterbox"])
+def test_fit_refuses_what_is_not_a_bgr_uint8_frame(frame, mode):
+    with pytest.raises(RockedgeError, match=rf"^expected a BGR uint8 HxWx3 frame, got {frame.dtype} "):
+        fit(frame, (48, 64), mode)
+
+
+def test_resize_mode_stretches_the_whole_frame_onto_the_input():
+    frame = np.random.default_rng(1).integers(0, 256, (90, 200, 3), dtype=np.uint8)
+    for out, geom in (fit(frame, (48, 64), "resize"), fit(frame, (48, 64))):  # resize is the default
+        assert geom == Geometry((90, 200), (0, 0, 48, 64))  # no bars: the content is the whole input
+        np.testing.assert_array_equal(out, cv2.resize(frame, (64, 48), interpolation=cv2.INTER_LINEAR))
+
+
+@pytest.mark.parametrize("mode", ["resize", "letterbox"])
+def test_a_frame_of_the_input_size_is_fed_as_is(mode):
+    frame = np.random.default_rng(2).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    out, geom = fit(frame, (48, 64), mode)
+    assert geom == Geometry((48, 64), (0, 0, 48, 64))
+    np.testing.assert_array_equal(out, frame)
+
+
+@pytest.mark.parametrize("frame_hw, model_hw, content", [
+    ((37, 53), (48, 64), (1, 0, 45, 64)),  # 37 * 64/53 = 44.7 rows -> 45 (rounded, not cut); 3 spare rows: 1 above
+    ((100, 33), (64, 64), (0, 21, 64, 21)),  # 33 * 0.64 = 21.1 -> 21 columns; 43 spare: 21 left, 22 right
+    ((40, 64), (48, 64), (4, 0, 40, 64)),  # same width: not scaled, only padded
+    ((2, 400), (48, 64), (23, 0, 1, 64)),  # 0.32 of a row: a strip keeps one row, never none
+    ((400, 2), (48, 64), (0, 31, 48, 1)),  # and a standing strip one column
+])
+def test_letterbox_geometry_of_odd_sizes(frame_hw, model_hw, content):
+    frame = np.random.default_rng(3).integers(0, 256, (*frame_hw, 3), dtype=np.uint8)
+    out, geom = fit(frame, model_hw, "letterbox")
+    assert geom == Geometry(frame_hw, content)
+    top, left, h, w = content
+    inside = np.zeros(model_hw, bool)
+    inside[top : top + h, left : left + w] = True
+    assert (out[~inside] == 114).all()  # the bars, and nothing but the bars, are grey
+    np.testing.assert_array_equal(out[top : top + h, left : left + w],
+                                  cv2.resize(frame, (w, h), interpolation=cv2.INTER_LINEAR))
+
+
+def test_restore_of_a_frame_sized_content_is_the_content():
+    """Nothing to resize (the frame fits the input's width exactly): the mask is the content, bars cropped."""
+    _, geom = fit(np.zeros((40, 64, 3), np.uint8), (48, 64), "letterbox")
+    small = np.random.default_rng(4).integers(0, 5, (48, 64), dtype=np.uint8)
+    np.testing.assert_array_equal(content(small, geom), small[4:44])
+    np.testing.assert_array_equal(restore_mask(small, geom), small[4:44])
+
+
+def test_restore_into_a_colour_frame_buffer_and_not_into_a_mismatched_one():
+    _, geom = fit(np.zeros((96, 64, 3), np.uint8), (48, 64), "letterbox")  # content (0, 16, 48, 32)
+    colour = np.random.default_rng(5).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    want = np.kron(colour[:, 16:48], np.ones((2, 2, 1), np.uint8))
+    dst = np.empty((96, 64, 3), np.uint8)
+    assert restore_mask(colour, geom, dst=dst) is dst
+    np.testing.assert_array_equal(dst, want)
+    for wrong in (np.zeros((96, 64), np.uint8), np.zeros((96, 64, 3), np.uint16), np.zeros((64, 96, 3), np.uint8)):
+        out = restore_mask(colour, geom, dst=wrong)
+        assert out is not wrong and not wrong.any()  # a buffer of another shape or type is left alone
+        np.testing.assert_array_equal(out, want)

@@ -127,6 +127,8 @@ class CacheFile:
             note(f"not reusing {self.path.name}: its {', '.join(diff)} differ from this calibration; recalibrating")
             return None
         if table.algorithm != identity.get("algorithm", table.algorithm):
+            note(f"not reusing {self.path.name}: it holds {table.algorithm} scales, this calibration uses "
+                 f"{identity['algorithm']}; recalibrating")
             return None
         return data
 

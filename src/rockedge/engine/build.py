@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from rockedge.atomic import ensure_writable_dir
+from rockedge.calibration.cache import cache_path_for
 from rockedge.child import run_child
 from rockedge.console import note, warn
 from rockedge.digest import sha256_file
@@ -190,7 +191,7 @@ def build_engine(
             "onnx": str(onnx), "staging": str(staged), "plan": plan.to_dict(), "input_name": facts.input_name,
             "spec": spec.to_dict(), "timing_cache": str(timing_cache) if timing_cache else None,
             "calib_source": calib_source, "calib_n": calib_n, "seed": seed, "onnx_sha256": onnx_sha,
-            "calib_cache": str(calib_cache) if calib_cache else str(onnx.with_name(onnx.stem + ".calib.cache")),
+            "calib_cache": str(calib_cache or cache_path_for(onnx)),
             "device": {"gpu_name": device.gpu_name, "compute_capability": list(device.compute_capability),
                        "total_memory": device.total_memory, "dla_cores": device.dla_cores,
                        "is_jetson": device.is_jetson},
