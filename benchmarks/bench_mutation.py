@@ -77,11 +77,11 @@ MODULES: dict[str, Module] = {
         note="the budget loop (drop, the half cap, --max-fp32, the chosen step); sensitivity() and the report "
              "table run only in test_precision.py's real INT8 exports, too slow per mutant"),
     "cache": Module(
-        "calibration/cache.py", ("tests/test_calibration.py", "tests/test_trt_api.py"),
+        "calibration/cache.py", ("tests/test_calibration.py", "tests/test_trt_api.py", "tests/test_cache_rules.py"),
         select="cache_format or malformed_caches or cache_is_reused or cache_from_another or colons or "
-               "real_calibration_caches"),
+               "real_calibration_caches or cache_rules"),
     "manifest": Module(
-        "runtime/manifest.py", ("tests/test_trt.py",),
+        "runtime/manifest.py", ("tests/test_trt.py", "tests/test_manifest_rules.py"),
         ("parse_version", "manifest_path", "find_manifest", "write_manifest", "read_manifest", "check_plan_file",
          "check_manifest"),
         note="the rules and the file's reading and writing; field type checks (from_dict) are test_faults.py's"),
@@ -89,7 +89,7 @@ MODULES: dict[str, Module] = {
         "atomic.py", ("tests/test_atomic.py", "tests/test_faults.py"),
         ("temp_name", "_owned", "_alive", "clean_stale", "temp_beside", "atomic_path", "commit_all", "recover_dir",
          "staging_dir", "apply_default_mode", "write_text", "write_bytes", "write_json"),
-        select="umask or leaves_nothing or staged_folder or folder_swap or commit_all",
+        select="test_atomic or folder_swap or commit_all",
         note="the write paths; error naming and JSON encoding are left out"),
     "preprocess": Module(
         "runtime/preprocess.py", ("tests/test_preprocess.py",), ("fit", "content", "restore_mask"),
