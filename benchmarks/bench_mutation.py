@@ -7,8 +7,8 @@ CI gate.
     .venv/bin/python benchmarks/bench_mutation.py --estimate                 # mutants per module and a time estimate
     .venv/bin/python benchmarks/bench_mutation.py --modules parity --max-minutes 20 --max-mutants 100
 
-For each module (:data:`MODULES`: the parity scorer, the INT8 budget loop, the calibration cache, the engine
-manifest's rules, atomic writes, the letterbox geometry, sizes) every mutant is one small change to one place in
+For each module (:data:`MODULES`: the parity scorer and the metrics it counts in, the INT8 budget loop, the
+calibration cache, the engine manifest's rules, atomic writes, the letterbox geometry, sizes) every mutant is one small change to one place in
 the module's source; the module's own test files then run against it (``pytest -x``), and the mutant is *killed*
 when they fail (or time out, or no longer import) and *survives* when they pass. Score = killed / total.
 
@@ -71,6 +71,9 @@ MODULES: dict[str, Module] = {
         ("<module>", "tie_margin_for", "tie_basis", "ParityBudget.for_precision", "ParityBudget.tie_basis", "score",
          "_warnings", "_check"),
         note="the scorer, its budgets and presets; the terminal table and to_dict (presentation) are left out"),
+    "metrics": Module(
+        "verify/metrics.py", ("tests/test_metrics.py", "tests/test_parity.py", "tests/test_budget_edges.py"),
+        note="what parity and accuracy are counted in: the confusion matrix, IoU, the boundary band, mask agreement"),
     "budget": Module(
         "calibration/budget.py", ("tests/test_budget_edges.py",), ("fit_budget", "BudgetResult.kept"),
         select="int8_drop or half_the_layers or max_fp32 or first_step or no_step or int8_budget",

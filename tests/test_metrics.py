@@ -69,3 +69,35 @@ def test_mask_agreement_and_its_boundary_share():
     same = MaskAgreement(2)
     same.update(np.zeros((4, 4)), np.zeros((4, 4)))
     assert same.boundary_agreement == 1.0 and same.iou().tolist() == [1.0, 1.0]
+
+
+def test_targets_outside_the_classes_are_skipped_at_both_ends():
+    """A target of -1 or of ``num_classes`` is no class (a label tool's 'unknown', an off-by-one mask): not counted."""
+    cm = ConfusionMatrix(2, ignore_index=255)
+    cm.update(np.array([-1, 2, 0, 1]), np.array([0, 1, 0, 1]))
+    assert cm.mat.tolist() == [[1, 0], [0, 1]]
+
+
+def test_a_negative_prediction_counts_as_the_first_class():
+    cm = ConfusionMatrix(2)
+    cm.update(np.array([1, 0]), np.array([-1, -3]))
+    assert cm.mat.tolist() == [[1, 0], [1, 0]]
+
+
+def test_a_class_of_one_pixel_has_an_iou():
+    cm = ConfusionMatrix(2)
+    cm.update(np.array([0, 0, 0, 1]), np.array([0, 0, 0, 1]))
+    assert cm.iou.tolist() == [1.0, 1.0]
+
+
+def test_masks_of_different_shapes_are_refused_even_when_they_broadcast():
+    agree = MaskAgreement(2)
+    with pytest.raises(ValueError, match=r"mask shapes differ: \(4, 4\) vs \(4, 1\)"):
+        agree.update(np.zeros((4, 4), np.uint8), np.zeros((4, 1), np.uint8))
+    assert agree.pixels == 0
+
+
+def test_mask_agreement_takes_nested_lists_as_masks():
+    agree = MaskAgreement(2)
+    agree.update([[0, 1], [1, 1]], [[0, 1], [0, 1]])
+    assert agree.pixels == 4 and agree.agreement == 0.75

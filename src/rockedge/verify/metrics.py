@@ -61,7 +61,7 @@ class ConfusionMatrix:
         }
 
 
-def boundary_band(mask: np.ndarray, width: int = 2) -> np.ndarray:
+def boundary_band(mask: np.ndarray, width: int) -> np.ndarray:
     """Boolean map of pixels within ``width`` pixels of a class change (4-connected)."""
     m = np.asarray(mask)
     edge = np.zeros(m.shape, dtype=bool)
