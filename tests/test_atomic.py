@@ -27,11 +27,20 @@ from rockedge.atomic import (
 from rockedge.errors import RockedgeError
 
 
-@pytest.fixture
-def umask_022():
-    old = os.umask(0o022)
-    yield
-    os.umask(old)
+def _umask(mask: int):
+    """A fixture that runs its test under ``mask`` and restores the process's own."""
+
+    @pytest.fixture
+    def fixture():
+        old = os.umask(mask)
+        yield
+        os.umask(old)
+
+    return fixture
+
+
+umask_022 = _umask(0o022)
+umask_002 = _umask(0o002)
 
 
 def test_written_files_get_umask_modes_not_mkstemps_0600(tmp_path, umask_022):
@@ -302,13 +311,6 @@ def test_writes_leave_no_open_file_descriptors(tmp_path):
         write_text(tmp_path / f"{i}.txt", "x")
         temp_beside(tmp_path / f"{i}.bin").unlink()
     assert len(os.listdir("/proc/self/fd")) == before
-
-
-@pytest.fixture
-def umask_002():
-    old = os.umask(0o002)
-    yield
-    os.umask(old)
 
 
 def test_a_temporary_has_a_plain_opens_mode(tmp_path, umask_002):
